@@ -1,0 +1,238 @@
+"""The engine protocol: what the runtime needs from a job kind.
+
+An engine is pure computation. The runtime drives it one bounded ``step()`` at a
+time, asks it for a ``snapshot()`` (an :class:`xarray.DataTree`) and a
+``state_dict()`` (a checkpoint made only of tensors, numbers, strings, lists and
+dicts, so that it loads with ``torch.load(weights_only=True)``), and never looks
+inside. Engines import neither IPython, ipywidgets nor the executors.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import operator
+import re
+from typing import Any, ClassVar, Mapping, Protocol, runtime_checkable
+
+import xarray as xr
+
+__all__ = [
+    "Engine",
+    "Badge",
+    "Chart",
+    "MonitorSpec",
+    "Criterion",
+    "parse_criteria",
+    "register_engine",
+    "engine_class",
+    "check_budget",
+]
+
+
+@runtime_checkable
+class Engine(Protocol):
+    """What every job kind implements (see DESIGN.md, "The engine protocol").
+
+    Class attributes:
+        kind: the engine's name, e.g. ``"flowmc"``; also its key in the engine registry.
+        budget_words: the keyword arguments ``extend`` accepts, e.g. ``("steps",)``;
+            ``%sciml extend NAME --steps 100`` checks its options against them.
+        monitor: the charts and convergence badges the live monitor draws.
+
+    Example:
+        >>> from sciml_lab.demo import PiEngine
+        >>> isinstance(PiEngine(samples_per_step=10, steps=2), Engine)
+        True
+    """
+
+    kind: ClassVar[str]
+    budget_words: ClassVar[tuple[str, ...]]
+    monitor: ClassVar["MonitorSpec"]
+
+    def step(self) -> Mapping[str, float]:
+        """Do one bounded unit of work (well under a second) and return live metrics."""
+
+    def done(self) -> bool:
+        """True once the budget is spent or the convergence target is met."""
+
+    def progress(self) -> float:
+        """Fraction of the current budget spent, in [0, 1]."""
+
+    def extend(self, **budget: Any) -> None:
+        """Raise the budget by the given amounts, keeping all state."""
+
+    def snapshot(self) -> xr.DataTree:
+        """The result so far; cheap; called between steps."""
+
+    def state_dict(self) -> dict[str, Any]:
+        """A checkpoint: tensors, numbers, strings, lists and dicts only."""
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore a checkpoint made by ``state_dict``."""
+
+    def config(self) -> dict[str, Any]:
+        """JSON-serialisable settings; with ``from_config`` they rebuild the engine."""
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any], **objects: Any) -> "Engine":
+        """Rebuild an engine from ``config()`` plus objects that cannot be stored as
+        data (a user's log-density or simulator), passed by name."""
+
+
+_OPS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
+_CRITERION = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(<=|>=|<|>)\s*([-+0-9.eE]+|inf)\s*$")
+
+
+@dataclasses.dataclass(frozen=True)
+class Criterion:
+    """A threshold on a metric, such as ``rhat<1.01``.
+
+    Example:
+        >>> Criterion.parse("rhat<1.01").met({"rhat": 1.005})
+        True
+    """
+
+    metric: str
+    op: str
+    value: float
+
+    @classmethod
+    def parse(cls, text: str) -> "Criterion":
+        m = _CRITERION.match(text)
+        if not m:
+            raise ValueError(
+                f"criterion {text!r} is not of the form METRIC<VALUE, METRIC>VALUE, "
+                "METRIC<=VALUE or METRIC>=VALUE (e.g. 'rhat<1.01')"
+            )
+        return cls(m.group(1), m.group(2), float(m.group(3)))
+
+    def met(self, metrics: Mapping[str, float]) -> bool:
+        v = metrics.get(self.metric)
+        if v is None or not math.isfinite(float(v)):
+            return False
+        return bool(_OPS[self.op](float(v), self.value))
+
+    def __str__(self) -> str:
+        return f"{self.metric}{self.op}{self.value:g}"
+
+
+def parse_criteria(text: str | None, known: tuple[str, ...] | None = None) -> list[Criterion]:
+    """Parse a convergence target such as ``"rhat<1.01 ess>2000"`` (all must hold).
+
+    ``known`` lists the metric names the engine reports; an unknown name is an error.
+
+    Example:
+        >>> [str(c) for c in parse_criteria("rhat<1.01 ess>2000")]
+        ['rhat<1.01', 'ess>2000']
+    """
+    if text is None or not str(text).strip():
+        return []
+    parts = re.split(r"[\s,]+(?=[A-Za-z_])", str(text).strip())
+    out = [Criterion.parse(p) for p in parts]
+    if known is not None:
+        for c in out:
+            if c.metric not in known:
+                raise ValueError(
+                    f"until: unknown metric {c.metric!r}; expected one of {', '.join(known)}"
+                )
+    return out
+
+
+@dataclasses.dataclass(frozen=True)
+class Chart:
+    """A live line chart of some metrics against the step (or ``x`` metric)."""
+
+    title: str
+    series: tuple[str, ...]
+    log_y: bool = False
+    hlines: tuple[float, ...] = ()
+    x: str | None = None  # a metric to use as abscissa, e.g. "runs"; default: wall time
+
+
+@dataclasses.dataclass(frozen=True)
+class Badge:
+    """A convergence badge: green when ``criterion`` holds on the latest metrics."""
+
+    label: str
+    criterion: str  # e.g. "rhat<1.01"
+    fmt: str = ".3g"
+
+    def to_json(self) -> dict[str, Any]:
+        c = Criterion.parse(self.criterion)
+        return {"label": self.label, "metric": c.metric, "op": c.op, "value": c.value, "fmt": self.fmt}
+
+
+@dataclasses.dataclass(frozen=True)
+class MonitorSpec:
+    """What the live monitor shows for an engine: charts, badges and the key metric
+    printed in ``%sciml jobs``."""
+
+    charts: tuple[Chart, ...] = ()
+    badges: tuple[Badge, ...] = ()
+    key: str | None = None
+    note: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "charts": [
+                {"title": c.title, "series": list(c.series), "log_y": c.log_y,
+                 "hlines": list(c.hlines), "x": c.x}
+                for c in self.charts
+            ],
+            "badges": [b.to_json() for b in self.badges],
+            "key": self.key,
+            "note": self.note,
+        }
+
+
+_ENGINES: dict[str, type] = {}
+
+
+def register_engine(cls: type) -> type:
+    """Class decorator: make an engine kind known to ``sciml_lab.open`` so that a
+    run on disk can be rebuilt with ``cls.from_config`` and resumed."""
+    kind = getattr(cls, "kind", None)
+    if not isinstance(kind, str) or not kind:
+        raise TypeError(f"{cls.__name__} needs a class attribute 'kind' (a non-empty str)")
+    _ENGINES[kind] = cls
+    return cls
+
+
+def engine_class(kind: str) -> type:
+    """The engine class registered for ``kind``."""
+    if kind not in _ENGINES:
+        # engines register on import; import the built-in ones lazily
+        import importlib
+
+        for mod in ("sciml_lab.demo", f"sciml_lab.{kind}"):
+            try:
+                importlib.import_module(mod)
+            except ImportError:
+                pass
+            if kind in _ENGINES:
+                break
+    if kind not in _ENGINES:
+        raise KeyError(
+            f"no engine of kind {kind!r} is registered; known kinds: {', '.join(sorted(_ENGINES)) or 'none'}"
+        )
+    return _ENGINES[kind]
+
+
+def check_budget(engine: Any, budget: Mapping[str, Any]) -> dict[str, int]:
+    """Validate ``extend`` keywords against ``engine.budget_words``: positive integers only."""
+    words = tuple(getattr(engine, "budget_words", ()))
+    if not budget:
+        raise ValueError(f"extend needs a budget: one of {', '.join(words)} (e.g. {words[0]}=100)")
+    out = {}
+    for k, v in budget.items():
+        if k not in words:
+            raise ValueError(
+                f"extend: {type(engine).__name__} has no budget word {k!r}; expected one of {', '.join(words)}"
+            )
+        if isinstance(v, bool) or not isinstance(v, (int,)) and not (isinstance(v, float) and v.is_integer()):
+            raise ValueError(f"extend: {k} must be a positive integer, got {v!r}")
+        if int(v) <= 0:
+            raise ValueError(f"extend: {k} must be a positive integer, got {v!r}")
+        out[k] = int(v)
+    return out

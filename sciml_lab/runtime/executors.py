@@ -1,0 +1,398 @@
+"""Executors: where a job's step loop runs.
+
+An executor starts :func:`~sciml_lab.runtime.loop.drive` somewhere and returns a
+:class:`Handle` through which the job sends commands; messages come back to
+``on_message`` (on some thread of the kernel). Adding an executor means writing a
+link (two methods) and a ``start``; the job, the loop, the store and the monitor
+stay as they are.
+
+- ``thread`` (default): a daemon thread of this process; PyTorch releases the GIL
+  in its kernels, so the kernel stays responsive.
+- ``process``: a spawned subprocess; the engine travels with cloudpickle (so
+  functions defined in a notebook cell work); killed if it does not stop within
+  the grace period.
+- ``dask``: a task on a ``distributed`` cluster (a ``LocalCluster`` by default);
+  messages travel through ``distributed.Queue``.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import queue
+import threading
+import uuid
+from typing import Any, Callable
+
+from .loop import drive
+from .store import RunStore
+
+__all__ = ["Executor", "Handle", "ThreadExecutor", "ProcessExecutor", "DaskExecutor", "get_executor"]
+
+OnMessage = Callable[[tuple], None]
+
+
+class Handle:
+    """The controller's side of a running loop."""
+
+    def send(self, command: tuple) -> None:
+        raise NotImplementedError
+
+    def alive(self) -> bool:
+        raise NotImplementedError
+
+    def kill(self) -> bool:
+        """Force the loop to end; returns False where that is impossible (threads)."""
+        return False
+
+    def join(self, timeout: float | None = None) -> None:
+        raise NotImplementedError
+
+
+class Executor:
+    """Base class. ``start`` runs the loop for ``engine`` and returns a Handle.
+
+    ``resume``: the engine is a fresh copy whose state must be loaded from the
+    run's checkpoint before running (and ``budgets`` applied after that).
+    """
+
+    name = "?"
+    #: whether the engine object in the kernel is the one that runs (so the job can
+    #: call ``engine.snapshot()`` itself once the loop has ended)
+    shares_engine = False
+
+    def start(self, engine: Any, store: RunStore | None, record: dict, on_message: OnMessage, *,
+              save_every: float, resume: bool = False, budgets: tuple[dict, ...] = ()) -> Handle:
+        raise NotImplementedError
+
+
+def restore_engine(engine: Any, store: RunStore, record: dict, budgets: tuple[dict, ...]) -> None:
+    """Load the run's checkpoint into ``engine`` and apply pending budgets."""
+    state = store.read_checkpoint()
+    if state is None:
+        raise FileNotFoundError(f"no checkpoint to resume from in {store.path}")
+    engine.load_state_dict(state["engine"])
+    record["step"] = int(state["runtime"]["step"])
+    record["elapsed_s"] = float(state["runtime"]["elapsed_s"])
+    for b in budgets:
+        engine.extend(**b)
+
+
+# --------------------------------------------------------------------------- thread
+class _QueueLink:
+    local = True
+
+    def __init__(self, on_message: OnMessage):
+        self.inbox: "queue.SimpleQueue[tuple]" = queue.SimpleQueue()
+        self.send = on_message
+
+    def commands(self) -> list[tuple]:
+        out = []
+        while True:
+            try:
+                out.append(self.inbox.get_nowait())
+            except queue.Empty:
+                return out
+
+
+class _ThreadHandle(Handle):
+    def __init__(self, link: _QueueLink, thread: threading.Thread):
+        self.link, self.thread = link, thread
+
+    def send(self, command: tuple) -> None:
+        self.link.inbox.put(command)
+
+    def alive(self) -> bool:
+        return self.thread.is_alive()
+
+    def join(self, timeout: float | None = None) -> None:
+        self.thread.join(timeout)
+
+
+class ThreadExecutor(Executor):
+    """Run the loop in a daemon thread of this process (the default)."""
+
+    name = "thread"
+    shares_engine = True
+
+    def start(self, engine, store, record, on_message, *, save_every, resume=False, budgets=()):
+        link = _QueueLink(on_message)
+
+        def target():
+            try:
+                if resume:
+                    restore_engine(engine, store, record, budgets)
+                else:
+                    for b in budgets:
+                        engine.extend(**b)
+            except Exception as exc:  # noqa: BLE001
+                import traceback
+
+                on_message(("status", "failed", {"error": f"{type(exc).__name__}: {exc}",
+                                                 "traceback": traceback.format_exc()}))
+                return
+            drive(engine, link, store, record, save_every=save_every)
+
+        t = threading.Thread(target=target, name=f"sciml-job-{record.get('name')}", daemon=True)
+        t.start()
+        return _ThreadHandle(link, t)
+
+
+# --------------------------------------------------------------------------- process
+class _PipeLink:
+    local = False
+
+    def __init__(self, conn):
+        self.conn = conn
+
+    def commands(self) -> list[tuple]:
+        out = []
+        while self.conn.poll():
+            out.append(self.conn.recv())
+        return out
+
+    def send(self, message: tuple) -> None:
+        self.conn.send(message)
+
+
+def _child_main(payload: bytes, conn, store_path: str | None, record: dict, save_every: float,
+                resume: bool, budgets: tuple) -> None:
+    import cloudpickle
+
+    link = _PipeLink(conn)
+    try:
+        engine = cloudpickle.loads(payload)
+        store = RunStore(store_path) if store_path else None
+        if resume:
+            restore_engine(engine, store, record, budgets)
+        else:
+            for b in budgets:
+                engine.extend(**b)
+    except BaseException as exc:  # noqa: BLE001
+        import traceback
+
+        link.send(("status", "failed", {"error": f"{type(exc).__name__}: {exc}",
+                                        "traceback": traceback.format_exc()}))
+        return
+    # a pipe message per step costs ~10 us; batch at 20 Hz anyway to keep the parent light
+    drive(engine, link, store, record, save_every=save_every, event_batch_s=0.05)
+    conn.close()
+
+
+class _ProcessHandle(Handle):
+    def __init__(self, proc, conn, reader: threading.Thread):
+        self.proc, self.conn, self.reader = proc, conn, reader
+        self._lock = threading.Lock()
+
+    def send(self, command: tuple) -> None:
+        with self._lock:
+            try:
+                self.conn.send(command)
+            except (OSError, EOFError, BrokenPipeError):
+                pass  # the child has gone; its end is reported by the reader
+
+    def alive(self) -> bool:
+        return self.proc.is_alive() or self.reader.is_alive()
+
+    def kill(self) -> bool:
+        if self.proc.is_alive():
+            self.proc.kill()
+        return True
+
+    def join(self, timeout: float | None = None) -> None:
+        self.proc.join(timeout)
+        self.reader.join(timeout)
+
+
+class ProcessExecutor(Executor):
+    """Run the loop in a spawned subprocess (cloudpickle carries the engine).
+
+    Example:
+        >>> ProcessExecutor().name
+        'process'
+    """
+
+    name = "process"
+
+    def start(self, engine, store, record, on_message, *, save_every, resume=False, budgets=()):
+        import cloudpickle
+
+        payload = cloudpickle.dumps(engine)
+        ctx = mp.get_context("spawn")
+        parent_conn, child_conn = ctx.Pipe(duplex=True)
+        proc = ctx.Process(
+            target=_child_main,
+            args=(payload, child_conn, str(store.path) if store else None, dict(record), save_every,
+                  resume, tuple(budgets)),
+            name=f"sciml-job-{record.get('name')}",
+            daemon=True,
+        )
+        proc.start()
+        child_conn.close()
+
+        def reader():
+            while True:
+                try:
+                    msg = parent_conn.recv()
+                except (EOFError, OSError):
+                    break
+                on_message(msg)
+            proc.join()
+            on_message(("exited", proc.exitcode))
+
+        r = threading.Thread(target=reader, name=f"sciml-reader-{record.get('name')}", daemon=True)
+        r.start()
+        return _ProcessHandle(proc, parent_conn, r)
+
+
+# --------------------------------------------------------------------------- dask
+class _DaskLink:
+    local = False
+
+    def __init__(self, out_name: str, in_name: str, client=None):
+        from distributed import Queue
+
+        self.out = Queue(out_name, client=client)
+        self.inbox = Queue(in_name, client=client)
+
+    def commands(self) -> list[tuple]:
+        out = []
+        try:
+            n = self.inbox.qsize()
+        except Exception:
+            n = 0
+        for _ in range(n):
+            out.append(tuple(self.inbox.get(timeout=5)))
+        return out
+
+    def send(self, message: tuple) -> None:
+        self.out.put(list(message))
+
+
+def _dask_main(payload: bytes, out_name: str, in_name: str, store_path: str | None, record: dict,
+               save_every: float, resume: bool, budgets: tuple) -> str:
+    import cloudpickle
+
+    link = _DaskLink(out_name, in_name)
+    try:
+        engine = cloudpickle.loads(payload)
+        store = RunStore(store_path) if store_path else None
+        if resume:
+            restore_engine(engine, store, record, budgets)
+        else:
+            for b in budgets:
+                engine.extend(**b)
+    except BaseException as exc:  # noqa: BLE001
+        import traceback
+
+        link.send(("status", "failed", {"error": f"{type(exc).__name__}: {exc}",
+                                        "traceback": traceback.format_exc()}))
+        return "failed"
+    # each Queue.put is a scheduler round trip: batch events at 5 Hz
+    final = drive(engine, link, store, record, save_every=save_every, event_batch_s=0.2)
+    link.send(("exited", 0))
+    return final
+
+
+class _DaskHandle(Handle):
+    def __init__(self, future, inbox, reader):
+        self.future, self.inbox, self.reader = future, inbox, reader
+
+    def send(self, command: tuple) -> None:
+        self.inbox.put(list(command))
+
+    def alive(self) -> bool:
+        return self.reader.is_alive()
+
+    def kill(self) -> bool:
+        self.future.cancel()
+        return True
+
+    def join(self, timeout: float | None = None) -> None:
+        self.reader.join(timeout)
+
+
+class DaskExecutor(Executor):
+    """Run the loop as a task on a Dask cluster.
+
+    Arguments:
+        client: a ``distributed.Client``, a scheduler address, or None for a
+            ``LocalCluster`` started on first use (and shared by later jobs).
+
+    The run folder must be on a file system the workers share with the kernel
+    (always true for a ``LocalCluster``).
+    """
+
+    name = "dask"
+    _local_client = None
+
+    def __init__(self, client: Any = None):
+        self._client_arg = client
+
+    def client(self):
+        from distributed import Client
+
+        if self._client_arg is None:
+            if DaskExecutor._local_client is None:
+                from distributed import LocalCluster
+
+                cluster = LocalCluster(n_workers=1, threads_per_worker=2, processes=True,
+                                       dashboard_address=None)
+                DaskExecutor._local_client = Client(cluster)
+            return DaskExecutor._local_client
+        if isinstance(self._client_arg, str):
+            self._client_arg = Client(self._client_arg)
+        return self._client_arg
+
+    def start(self, engine, store, record, on_message, *, save_every, resume=False, budgets=()):
+        import cloudpickle
+        from distributed import Queue
+
+        client = self.client()
+        tag = uuid.uuid4().hex[:12]
+        out_name, in_name = f"sciml-out-{tag}", f"sciml-in-{tag}"
+        out_q = Queue(out_name, client=client)
+        in_q = Queue(in_name, client=client)
+        future = client.submit(
+            _dask_main, cloudpickle.dumps(engine), out_name, in_name,
+            str(store.path.resolve()) if store else None, dict(record), save_every, resume,
+            tuple(budgets), pure=False, key=f"sciml-job-{record.get('name')}-{tag}",
+        )
+
+        def reader():
+            while True:
+                try:
+                    msg = out_q.get(timeout=0.5)
+                except Exception:  # timeout: check whether the task ended without a word
+                    if future.done():
+                        err = future.exception() if future.status == "error" else None
+                        if err is not None:
+                            on_message(("status", "failed", {"error": f"{type(err).__name__}: {err}",
+                                                             "traceback": ""}))
+                        on_message(("exited", 0 if err is None else 1))
+                        return
+                    continue
+                on_message(tuple(msg))
+                if msg[0] == "exited":
+                    return
+
+        r = threading.Thread(target=reader, name=f"sciml-dask-{record.get('name')}", daemon=True)
+        r.start()
+        return _DaskHandle(future, in_q, r)
+
+
+def get_executor(spec: "str | Executor") -> Executor:
+    """``"thread"``, ``"process"``, ``"dask"``, ``"dask://host:port"`` or an Executor."""
+    if isinstance(spec, Executor):
+        return spec
+    if spec == "thread":
+        return ThreadExecutor()
+    if spec == "process":
+        return ProcessExecutor()
+    if spec == "dask":
+        return DaskExecutor()
+    if isinstance(spec, str) and spec.startswith(("dask://", "tcp://")):
+        return DaskExecutor(spec.replace("dask://", "tcp://"))
+    raise ValueError(
+        f"executor: expected 'thread', 'process', 'dask', 'dask://HOST:PORT' or an Executor, got {spec!r}"
+    )
+
