@@ -8,17 +8,19 @@ stay as they are.
 
 - ``thread`` (default): a daemon thread of this process; PyTorch releases the GIL
   in its kernels, so the kernel stays responsive.
-- ``process``: a spawned subprocess; the engine travels with cloudpickle (so
-  functions defined in a notebook cell work); killed if it does not stop within
-  the grace period.
+- ``process``: a fresh Python subprocess connected by an authenticated local
+  socket; the engine travels with cloudpickle (so functions defined in a notebook
+  cell work); killed if it does not stop within the grace period.
 - ``dask``: a task on a ``distributed`` cluster (a ``LocalCluster`` by default);
   messages travel through ``distributed.Queue``.
 """
 
 from __future__ import annotations
 
-import multiprocessing as mp
+import os
 import queue
+import subprocess
+import sys
 import threading
 import uuid
 from typing import Any, Callable
@@ -154,27 +156,40 @@ class _PipeLink:
         self.conn.send(message)
 
 
-def _child_main(payload: bytes, conn, store_path: str | None, record: dict, save_every: float,
-                resume: bool, budgets: tuple) -> None:
-    import cloudpickle
+def _child_main(address: str, authkey: bytes) -> None:
+    """Entry point of a process worker (``python -m sciml_lab.runtime.executors``).
 
+    The worker is a fresh interpreter started with ``subprocess``, not a
+    multiprocessing child: it never re-imports the user's ``__main__``, so a plain
+    script needs no ``if __name__ == "__main__"`` guard.
+    """
+    import cloudpickle
+    from multiprocessing.connection import Client
+
+    conn = Client(address, authkey=authkey)
+    setup = conn.recv()
+    for p in reversed(setup["sys_path"]):
+        if p not in sys.path:
+            sys.path.insert(0, p)
     link = _PipeLink(conn)
     try:
-        engine = cloudpickle.loads(payload)
-        store = RunStore(store_path) if store_path else None
-        if resume:
-            restore_engine(engine, store, record, budgets)
+        engine = cloudpickle.loads(setup["payload"])
+        store = RunStore(setup["store_path"]) if setup["store_path"] else None
+        record = setup["record"]
+        if setup["resume"]:
+            restore_engine(engine, store, record, setup["budgets"])
         else:
-            for b in budgets:
+            for b in setup["budgets"]:
                 engine.extend(**b)
     except BaseException as exc:  # noqa: BLE001
         import traceback
 
         link.send(("status", "failed", {"error": f"{type(exc).__name__}: {exc}",
                                         "traceback": traceback.format_exc()}))
+        conn.close()
         return
-    # a pipe message per step costs ~10 us; batch at 20 Hz anyway to keep the parent light
-    drive(engine, link, store, record, save_every=save_every, event_batch_s=0.05)
+    # a pipe message per step costs ~10 us: no batching, so a slow step never holds back earlier events
+    drive(engine, link, store, record, save_every=setup["save_every"])
     conn.close()
 
 
@@ -191,15 +206,18 @@ class _ProcessHandle(Handle):
                 pass  # the child has gone; its end is reported by the reader
 
     def alive(self) -> bool:
-        return self.proc.is_alive() or self.reader.is_alive()
+        return self.proc.poll() is None or self.reader.is_alive()
 
     def kill(self) -> bool:
-        if self.proc.is_alive():
+        if self.proc.poll() is None:
             self.proc.kill()
         return True
 
     def join(self, timeout: float | None = None) -> None:
-        self.proc.join(timeout)
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            pass
         self.reader.join(timeout)
 
 
@@ -215,44 +233,69 @@ class ProcessExecutor(Executor):
 
     def start(self, engine, store, record, on_message, *, save_every, resume=False, budgets=()):
         import cloudpickle
+        from multiprocessing.connection import Listener
 
         payload = cloudpickle.dumps(engine)
-        ctx = mp.get_context("spawn")
-        parent_conn, child_conn = ctx.Pipe(duplex=True)
-        proc = ctx.Process(
-            target=_child_main,
-            args=(payload, child_conn, str(store.path) if store else None, dict(record), save_every,
-                  resume, tuple(budgets)),
-            name=f"sciml-job-{record.get('name')}",
-            daemon=True,
-        )
-        proc.start()
-        child_conn.close()
+        authkey = os.urandom(32)
+        with Listener(family="AF_UNIX", authkey=authkey) as listener:
+            proc = subprocess.Popen(
+                [sys.executable, "-c", "import sys, sciml_lab.runtime.executors as e; "
+                 "e._child_main(sys.argv[1], bytes.fromhex(sys.argv[2]))", listener.address, authkey.hex()],
+                stdin=subprocess.DEVNULL,
+            )
+            listener._listener._socket.settimeout(120)
+            try:
+                conn = listener.accept()
+            except OSError as exc:
+                proc.kill()
+                raise RuntimeError(f"the process worker did not connect within 120 s ({exc})") from exc
+        conn.send({"payload": payload, "store_path": str(store.path) if store else None, "record": dict(record),
+                   "save_every": save_every, "resume": resume, "budgets": tuple(budgets),
+                   "sys_path": [p for p in sys.path if p]})
 
         def reader():
             while True:
                 try:
-                    msg = parent_conn.recv()
+                    msg = conn.recv()
                 except (EOFError, OSError):
                     break
                 on_message(msg)
-            proc.join()
-            on_message(("exited", proc.exitcode))
+            code = proc.wait()
+            on_message(("exited", code))
 
         r = threading.Thread(target=reader, name=f"sciml-reader-{record.get('name')}", daemon=True)
         r.start()
-        return _ProcessHandle(proc, parent_conn, r)
+        return _ProcessHandle(proc, conn, r)
 
 
 # --------------------------------------------------------------------------- dask
 class _DaskLink:
+    """Each Queue.put is a scheduler round trip: metric events are buffered and sent
+    in batches by a flusher thread (5 Hz), other messages at once, in order."""
+
     local = False
+    period = 0.2
 
     def __init__(self, out_name: str, in_name: str, client=None):
         from distributed import Queue
 
         self.out = Queue(out_name, client=client)
         self.inbox = Queue(in_name, client=client)
+        self._events: list = []
+        self._lock = threading.Lock()
+        self._closed = threading.Event()
+        self._flusher = threading.Thread(target=self._flush_loop, daemon=True)
+        self._flusher.start()
+
+    def _flush(self) -> None:
+        with self._lock:
+            batch, self._events = self._events, []
+            if batch:
+                self.out.put(["events", batch])
+
+    def _flush_loop(self) -> None:
+        while not self._closed.wait(self.period):
+            self._flush()
 
     def commands(self) -> list[tuple]:
         out = []
@@ -265,7 +308,17 @@ class _DaskLink:
         return out
 
     def send(self, message: tuple) -> None:
-        self.out.put(list(message))
+        if message[0] == "events":
+            with self._lock:
+                self._events.extend(message[1])
+            return
+        self._flush()
+        with self._lock:
+            self.out.put(list(message))
+
+    def close(self) -> None:
+        self._closed.set()
+        self._flush()
 
 
 def _dask_main(payload: bytes, out_name: str, in_name: str, store_path: str | None, record: dict,
@@ -287,9 +340,9 @@ def _dask_main(payload: bytes, out_name: str, in_name: str, store_path: str | No
         link.send(("status", "failed", {"error": f"{type(exc).__name__}: {exc}",
                                         "traceback": traceback.format_exc()}))
         return "failed"
-    # each Queue.put is a scheduler round trip: batch events at 5 Hz
-    final = drive(engine, link, store, record, save_every=save_every, event_batch_s=0.2)
+    final = drive(engine, link, store, record, save_every=save_every)
     link.send(("exited", 0))
+    link.close()
     return final
 
 

@@ -414,24 +414,24 @@ class Job:
             if self._status not in FINAL_STATES:
                 if self._killed:
                     self.record["note"] = "killed after the stop grace period"
-                    self._set_status("stopped")
+                    status, info = "stopped", {}
                 else:
-                    self._set_status("failed", {"error": f"the worker exited unexpectedly (exit code {code})",
-                                                "traceback": ""})
-                self._write_record_from_kernel()
+                    status, info = "failed", {"error": f"the worker exited unexpectedly (exit code {code})",
+                                              "traceback": ""}
+                self._write_record_from_kernel(status, info)  # on disk before anyone is woken
+                self._set_status(status, info)
             with self._cond:
                 self._data_stale = True
                 self._cond.notify_all()
 
-    def _write_record_from_kernel(self) -> None:
+    def _write_record_from_kernel(self, status: str, info: Mapping[str, Any]) -> None:
         """After a worker died, the kernel records the final status itself."""
         if self.store is None:
             return
         try:
             rec = self.store.read_json() if self.store.job_json.exists() else dict(self.record)
-            rec.update(status=self._status, note=self.record.get("note", ""), updated=now_iso())
-            if self._status == "failed":
-                rec.update(error=self.error, traceback=self.traceback)
+            rec.update(status=status, note=self.record.get("note", ""), updated=now_iso())
+            rec.update({k: v for k, v in info.items() if k in ("error", "traceback")})
             self.store.write_json(rec)
         except Exception:
             pass
@@ -576,5 +576,26 @@ def open_run(path: "str | Path", executor: "str | Executor" = "thread", **object
               status=status, data=data)
     if engine is None:
         job.kind = kind
+    job._events = load_events(store, status)
+    if job._events:
+        job._metrics = dict(job._events[-1].metrics)
     _register(job)
     return job
+
+
+def load_events(store: RunStore, status: str) -> list[Event]:
+    """A run's metric history from its ``events.jsonl`` (a line cut by a crash is skipped)."""
+    import json
+
+    path = store.path / "events.jsonl"
+    out: list[Event] = []
+    if not path.exists():
+        return out
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            try:
+                d = json.loads(line)
+                out.append(Event(int(d["step"]), float(d["wall_time"]), d["metrics"], status))
+            except (json.JSONDecodeError, KeyError, TypeError, ValueError):
+                continue
+    return out

@@ -79,13 +79,13 @@ def drive(
     record: dict[str, Any],
     *,
     save_every: float = 5.0,
-    event_batch_s: float = 0.0,
 ) -> str:
     """Run ``engine`` until it is done, stopped or fails; returns the final status.
 
     ``record`` is the job's ``job.json`` content; its ``step`` and ``elapsed_s``
     are where this segment starts (non-zero after an extend or a resume).
-    ``event_batch_s`` > 0 batches metric events (for links with a per-message cost).
+    Every step's metrics are sent at once; a link with a per-message cost batches
+    them itself (see the Dask executor).
     """
     step = int(record.get("step", 0))
     elapsed0 = float(record.get("elapsed_s", 0.0))
@@ -96,16 +96,6 @@ def drive(
 
     def elapsed() -> float:
         return elapsed0 + time.monotonic() - t0
-
-    pending: list[tuple] = []
-    last_flush = time.monotonic()
-
-    def flush_events() -> None:
-        nonlocal last_flush
-        if pending:
-            link.send(("events", list(pending)))
-            pending.clear()
-        last_flush = time.monotonic()
 
     def save(status: str, last_metrics: Mapping[str, float] | None = None) -> None:
         record.update(status=status, step=step, elapsed_s=elapsed(), progress=_progress(engine), updated=now_iso())
@@ -120,13 +110,12 @@ def drive(
             store.write_json(record)
         link.send(("saved", step, tree if link.local else None))
 
-    record.update(status="running", started=record.get("started") or now_iso())
-    if store is not None:
-        store.write_json(record)
+    record.update(started=record.get("started") or now_iso())
     link.send(("status", "running", {}))
-    last_save = time.monotonic()
     metrics: dict[str, float] = dict(record.get("metrics") or {})
     try:
+        save("running")  # the run folder holds a readable result from the first moment
+        last_save = time.monotonic()
         final = None
         while final is None:
             want_snapshot = False
@@ -146,23 +135,18 @@ def drive(
             metrics = clean_metrics(engine.step())
             step += 1
             ev = (step, elapsed(), metrics, _progress(engine))
-            pending.append(ev)
+            link.send(("events", [ev]))
             if events_log is not None:
                 events_log.write(json.dumps({"step": ev[0], "wall_time": ev[1], "metrics": metrics}) + "\n")
-            if time.monotonic() - last_flush >= event_batch_s:
-                flush_events()
             if want_snapshot or time.monotonic() - last_save >= save_every:
-                flush_events()
                 save("running", metrics)
                 last_save = time.monotonic()
-        flush_events()
         save(final, metrics)
         link.send(("status", final, {}))
         return final
     except BaseException as exc:  # noqa: BLE001 - a failing engine must never take the kernel down
         tb = traceback.format_exc()
         error = f"{type(exc).__name__}: {exc}"
-        flush_events()
         record.update(error=error, traceback=tb)
         try:
             save("failed", metrics)  # keep everything produced so far

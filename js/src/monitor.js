@@ -1,0 +1,262 @@
+// Live monitor of one sciml_lab job (anywidget front end).
+//
+// State that lasts (status, progress, spec, errors) lives in synced traits; metric
+// rows arrive as custom messages carrying one float64 buffer of shape
+// (n, 2 + names.length): step, wall_time, then the metrics in `names` order.
+import uPlot from "uplot";
+import { decodeRows, formatSeconds, badgeState, formatValue } from "./util.js";
+
+const PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#17becf", "#8c564b", "#e377c2"];
+
+function el(tag, cls, text) {
+  const e = document.createElement(tag);
+  if (cls) e.className = cls;
+  if (text !== undefined) e.textContent = text;
+  return e;
+}
+
+function cssVar(node, name, fallback) {
+  const v = getComputedStyle(node).getPropertyValue(name).trim();
+  return v || fallback;
+}
+
+class Series {
+  // Column store of every row received, shared by the charts of one view.
+  constructor() { this.reset([]); }
+  reset(names) {
+    this.names = [...names];
+    this.step = [];
+    this.wall = [];
+    this.cols = Object.fromEntries(this.names.map((n) => [n, []]));
+  }
+  append(names, rows) {
+    for (const n of names) {
+      if (!(n in this.cols)) { this.cols[n] = new Array(this.step.length).fill(null); this.names.push(n); }
+    }
+    for (const r of rows) {
+      this.step.push(r[0]);
+      this.wall.push(r[1]);
+      for (let j = 0; j < names.length; j++) {
+        const v = r[2 + j];
+        this.cols[names[j]].push(Number.isFinite(v) ? v : null);
+      }
+      for (const n of this.names) if (!names.includes(n)) this.cols[n].push(null);
+    }
+  }
+}
+
+function chartSpecs(spec, names) {
+  if (spec.charts && spec.charts.length) return spec.charts;
+  return names.slice(0, 6).map((n) => ({ title: n, series: [n], log_y: false, hlines: [] }));
+}
+
+function makeChart(container, chart, theme) {
+  const width = Math.max(220, Math.min(420, (container.clientWidth || 700) / 2 - 16));
+  const series = [{ label: "time (s)" }];
+  chart.series.forEach((name, i) => {
+    series.push({ label: name, stroke: PALETTE[i % PALETTE.length], width: 1.5, spanGaps: true, points: { show: false } });
+  });
+  (chart.hlines || []).forEach((v) => {
+    series.push({ label: `${formatValue(v)}`, stroke: theme.muted, dash: [4, 4], width: 1, points: { show: false } });
+  });
+  const axis = { stroke: theme.fg, grid: { stroke: theme.grid, width: 1 }, ticks: { stroke: theme.grid } };
+  const opts = {
+    title: chart.title,
+    width,
+    height: 170,
+    scales: { x: { time: false }, y: { distr: chart.log_y ? 3 : 1 } },
+    axes: [{ ...axis }, { ...axis, size: 56 }],
+    series,
+    legend: { live: false },
+    cursor: { drag: { x: true, y: false } },
+  };
+  const wrap = el("div", "sciml-chart");
+  container.appendChild(wrap);
+  const plot = new uPlot(opts, [[]].concat(series.slice(1).map(() => [])), wrap);
+  return { plot, chart };
+}
+
+function chartData(s, chart) {
+  const x = s.wall;
+  const data = [x];
+  for (const name of chart.series) data.push(s.cols[name] || new Array(x.length).fill(null));
+  for (const v of chart.hlines || []) data.push(new Array(x.length).fill(v));
+  if (chart.log_y) {
+    for (let i = 1; i < data.length; i++) data[i] = data[i].map((v) => (v !== null && v > 0 ? v : null));
+  }
+  return data;
+}
+
+function render({ model, el: root }) {
+  const box = el("div", "sciml-monitor");
+  root.appendChild(box);
+
+  const head = el("div", "sciml-head");
+  const kind = el("span", "sciml-kind");
+  const name = el("span", "sciml-name");
+  const status = el("span", "sciml-status");
+  const stats = el("span", "sciml-stats");
+  head.append(kind, name, status, stats);
+
+  const bar = el("div", "sciml-progress");
+  const fill = el("div", "sciml-progress-fill");
+  const label = el("span", "sciml-progress-label");
+  bar.append(fill, label);
+
+  const badges = el("div", "sciml-badges");
+  const note = el("div", "sciml-note");
+  const charts = el("div", "sciml-charts");
+
+  const controls = el("div", "sciml-controls");
+  const stop = el("button", "sciml-stop", "Stop");
+  const extendAmount = el("input", "sciml-extend-amount");
+  extendAmount.type = "number";
+  extendAmount.min = "1";
+  const extendWord = el("select", "sciml-extend-word");
+  const extend = el("button", "sciml-extend", "Extend");
+  const runDir = el("span", "sciml-rundir");
+  controls.append(stop, extend, extendAmount, extendWord, runDir);
+
+  const errorBox = el("div", "sciml-error");
+  const errorMsg = el("div", "sciml-error-msg");
+  const details = el("details", "sciml-traceback");
+  const summary = el("summary", "", "traceback");
+  const pre = el("pre");
+  details.append(summary, pre);
+  errorBox.append(errorMsg, details);
+
+  box.append(head, bar, badges, note, charts, controls, errorBox);
+
+  const s = new Series();
+  let plots = [];
+  let dirty = false;
+
+  function theme() {
+    return {
+      fg: cssVar(box, "--jp-ui-font-color2", "#555"),
+      grid: cssVar(box, "--jp-border-color2", "#ddd"),
+      muted: cssVar(box, "--jp-ui-font-color3", "#999"),
+    };
+  }
+
+  function buildCharts() {
+    plots.forEach((p) => p.plot.destroy());
+    charts.replaceChildren();
+    const th = theme();
+    plots = chartSpecs(model.get("spec") || {}, s.names).map((c) => makeChart(charts, c, th));
+    dirty = true;
+  }
+
+  function drawCharts() {
+    if (!dirty) return;
+    dirty = false;
+    for (const p of plots) p.plot.setData(chartData(s, p.chart));
+  }
+
+  function renderBadges() {
+    const spec = model.get("spec") || {};
+    const metrics = model.get("metrics") || {};
+    badges.replaceChildren();
+    for (const b of spec.badges || []) {
+      const st = badgeState(b, metrics[b.metric]);
+      const e = el("span", `sciml-badge sciml-badge-${st}`);
+      e.textContent = `${b.label} ${formatValue(metrics[b.metric], b.fmt)} (target ${b.op}${formatValue(b.value)})`;
+      e.dataset.metric = b.metric;
+      e.dataset.state = st;
+      badges.appendChild(e);
+    }
+  }
+
+  function renderStatus() {
+    const st = model.get("status");
+    const p = model.get("progress");
+    const eta = model.get("eta");
+    kind.textContent = model.get("kind");
+    name.textContent = model.get("job_name");
+    status.textContent = st;
+    status.className = `sciml-status sciml-status-${st}`;
+    box.dataset.status = st;
+    const pct = p === null || p === undefined ? null : Math.round(1000 * p) / 10;
+    fill.style.width = pct === null ? "0%" : `${pct}%`;
+    label.textContent = pct === null ? "" : `${pct.toFixed(1)}%`;
+    bar.dataset.progress = pct === null ? "" : String(pct);
+    stats.textContent = `step ${model.get("step")} · ${formatSeconds(model.get("elapsed"))}` +
+      (st === "running" && eta !== null && eta !== undefined ? ` · ETA ${formatSeconds(eta)}` : "");
+    const running = st === "running" || st === "queued";
+    stop.disabled = !running;
+    extend.disabled = st === "failed";
+    note.textContent = model.get("note") || "";
+    note.style.display = note.textContent ? "" : "none";
+    const err = model.get("error");
+    errorBox.style.display = err ? "" : "none";
+    errorMsg.textContent = err || "";
+    pre.textContent = model.get("traceback") || "";
+    runDir.textContent = model.get("run_dir") ? `saved in ${model.get("run_dir")}` : "";
+  }
+
+  function renderExtend() {
+    const words = model.get("budget_words") || [];
+    const def = model.get("extend_default") || {};
+    extendWord.replaceChildren(...words.map((w) => { const o = el("option", "", w); o.value = w; return o; }));
+    const w = Object.keys(def)[0] || words[0];
+    if (w) extendWord.value = w;
+    extendAmount.value = String(def[w] || 100);
+    const hide = words.length === 0;
+    for (const e of [extend, extendAmount, extendWord]) e.style.display = hide ? "none" : "";
+  }
+
+  stop.addEventListener("click", () => model.send({ type: "stop" }));
+  extend.addEventListener("click", () => {
+    const n = parseInt(extendAmount.value, 10);
+    if (!(n > 0)) { extendAmount.classList.add("sciml-invalid"); return; }
+    extendAmount.classList.remove("sciml-invalid");
+    model.send({ type: "extend", budget: { [extendWord.value]: n } });
+  });
+
+  function onMessage(msg, buffers) {
+    if (!msg || msg.type !== "rows") return;
+    const rows = decodeRows(buffers[0], msg.n, 2 + msg.names.length);
+    const known = s.names.length;
+    if (msg.reset) s.reset(msg.names);
+    s.append(msg.names, rows);
+    if (msg.reset || (s.names.length !== known && !(model.get("spec") || {}).charts?.length)) buildCharts();
+    dirty = true;
+  }
+
+  model.on("msg:custom", onMessage);
+  const onStatus = () => renderStatus();
+  const onBadges = () => renderBadges();
+  const onExtend = () => renderExtend();
+  model.on("change:status change:progress change:eta change:step change:elapsed change:error change:traceback change:note change:job_name change:kind change:run_dir", onStatus);
+  model.on("change:metrics change:spec", onBadges);
+  model.on("change:budget_words change:extend_default", onExtend);
+  model.on("change:spec", buildCharts);
+
+  // redraw at most at the display's frame rate, and only when rows arrived
+  let raf = 0;
+  const loop = () => { drawCharts(); raf = requestAnimationFrame(loop); };
+  raf = requestAnimationFrame(loop);
+
+  // follow JupyterLab's theme: rebuild the charts' colours when it changes
+  const observer = new MutationObserver(() => buildCharts());
+  observer.observe(document.body, { attributes: true, attributeFilter: ["data-jp-theme-light", "data-jp-theme-name"] });
+
+  renderStatus();
+  renderBadges();
+  renderExtend();
+  buildCharts();
+  model.send({ type: "sync" }); // ask for the whole history (late or second views)
+
+  return () => {
+    cancelAnimationFrame(raf);
+    observer.disconnect();
+    model.off("msg:custom", onMessage);
+    model.off(null, onStatus);
+    model.off(null, onBadges);
+    model.off(null, onExtend);
+    model.off("change:spec", buildCharts);
+    plots.forEach((p) => p.plot.destroy());
+  };
+}
+
+export default { render };

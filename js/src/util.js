@@ -1,0 +1,40 @@
+// Pure helpers of the monitor, unit-tested with `node --test` (js/test/).
+
+// Rows arrive as a DataView (or ArrayBuffer) whose byte offset need not be
+// 8-byte aligned: copy the bytes before viewing them as float64.
+export function decodeRows(buffer, n, width) {
+  let bytes;
+  if (buffer instanceof ArrayBuffer) bytes = new Uint8Array(buffer);
+  else bytes = new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.byteLength);
+  const need = n * width * 8;
+  if (bytes.byteLength < need) throw new Error(`rows buffer has ${bytes.byteLength} bytes, expected ${need}`);
+  const copy = new Uint8Array(need);
+  copy.set(bytes.subarray(0, need));
+  const flat = new Float64Array(copy.buffer);
+  const rows = new Array(n);
+  for (let i = 0; i < n; i++) rows[i] = flat.subarray(i * width, (i + 1) * width);
+  return rows;
+}
+
+export function formatSeconds(s) {
+  if (s === null || s === undefined || !Number.isFinite(s)) return "–";
+  s = Math.max(0, Math.round(s));
+  const h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60), sec = s % 60;
+  const pad = (x) => String(x).padStart(2, "0");
+  return h ? `${h}:${pad(m)}:${pad(sec)}` : `${m}:${pad(sec)}`;
+}
+
+export function formatValue(v, fmt) {
+  if (v === null || v === undefined || !Number.isFinite(v)) return "–";
+  const digits = fmt && /\.(\d+)/.test(fmt) ? parseInt(/\.(\d+)/.exec(fmt)[1], 10) : 3;
+  const a = Math.abs(v);
+  if (a !== 0 && (a >= 1e5 || a < 1e-3)) return v.toExponential(Math.max(0, digits - 1));
+  return String(Number(v.toPrecision(Math.max(1, digits + 1))));
+}
+
+// "pass" when the metric meets the badge's criterion, "fail" when it does not, "none" when unknown.
+export function badgeState(badge, value) {
+  if (value === null || value === undefined || !Number.isFinite(value)) return "none";
+  const ok = { "<": value < badge.value, "<=": value <= badge.value, ">": value > badge.value, ">=": value >= badge.value }[badge.op];
+  return ok ? "pass" : "fail";
+}

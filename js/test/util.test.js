@@ -1,0 +1,33 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { decodeRows, formatSeconds, badgeState, formatValue } from "../src/util.js";
+
+test("decodeRows copies an unaligned DataView", () => {
+  const src = new Float64Array([1, 0.5, 3.25, 2, 1.5, NaN]);
+  const raw = new Uint8Array(src.byteLength + 3);
+  raw.set(new Uint8Array(src.buffer), 3); // offset 3: not 8-byte aligned
+  const rows = decodeRows(new DataView(raw.buffer, 3, src.byteLength), 2, 3);
+  assert.deepEqual(Array.from(rows[0]), [1, 0.5, 3.25]);
+  assert.equal(rows[1][1], 1.5);
+  assert.ok(Number.isNaN(rows[1][2]));
+});
+
+test("decodeRows rejects a short buffer", () => {
+  assert.throws(() => decodeRows(new ArrayBuffer(8), 2, 2), /expected 32/);
+});
+
+test("badgeState follows the criterion", () => {
+  const b = { op: "<", value: 1.01 };
+  assert.equal(badgeState(b, 1.005), "pass");
+  assert.equal(badgeState(b, 1.2), "fail");
+  assert.equal(badgeState(b, null), "none");
+  assert.equal(badgeState({ op: ">=", value: 400 }, 400), "pass");
+});
+
+test("formatSeconds and formatValue", () => {
+  assert.equal(formatSeconds(3725), "1:02:05");
+  assert.equal(formatSeconds(65.4), "1:05");
+  assert.equal(formatSeconds(null), "–");
+  assert.equal(formatValue(1.0049, ".3g"), "1.005");
+  assert.equal(formatValue(0.00001234), "1.23e-5");
+});

@@ -1,0 +1,573 @@
+"""The flow-MCMC engine: local gradient moves + a normalizing flow for global moves.
+
+A run is a sequence of *loops*. A training loop is (local steps, flow training
+epochs, global steps): the local kernel explores each mode, adapts its step size to
+a target acceptance and, from the second loop on, its mass matrix to the chains'
+within-chain covariance; the flow is fitted by maximum likelihood to the pooled
+chain states and proposes independence moves between modes. A production loop is
+(local steps, global steps) with everything frozen (step size, mass matrix, flow),
+so the production chain is a valid, time-homogeneous Markov chain; only its draws
+make the posterior. Training draws are kept apart (``/warmup_posterior``).
+
+The runtime drives the engine one *phase* at a time (a chunk of local steps, a
+training block or a global block), each well under a second with the defaults.
+
+References:
+    | Adaptive Monte Carlo augmented with normalizing flows (Gabrié, Rotskoff &
+    | Vanden-Eijnden, PNAS 2022) https://doi.org/10.1073/pnas.2109420119
+    | flowMC (Wong, Gabrié & Foreman-Mackey, JOSS 2023) https://doi.org/10.21105/joss.05021
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from typing import Any, Callable, Mapping
+
+import numpy as np
+import torch
+import xarray as xr
+
+from ..device import resolve_device, resolve_dtype
+from ..runtime.engine import Badge, Chart, MonitorSpec, parse_criteria, register_engine
+from .diagnostics import summary_diagnostics
+from .flow import FlowProposal
+from .kernels import KERNELS, TARGET_ACCEPTANCE, ChainState, global_block, local_step, nominal_step_size, \
+    within_chain_cholesky
+from .target import Target
+
+__all__ = ["FlowMCEngine", "METRICS"]
+
+METRICS = ("lp_mean", "local_acceptance", "global_acceptance", "flow_loss", "rhat", "ess", "step_size",
+           "production", "loop", "stuck_chains")
+_DIAG_VARS = ("rhat_max", "ess_bulk_min", "local_acceptance", "global_acceptance", "flow_loss", "lp_mean",
+              "step_size", "stuck_chains", "production", "wall_time")
+_GRADIENT_FREE_NOTE = ("log_prob has no torch gradient: sampling with the gradient-free random-walk "
+                       "local kernel (slower mixing within modes)")
+
+
+def _monitor(until: str | None, note: str = "") -> MonitorSpec:
+    rhat_badge, ess_badge = "rhat<1.01", "ess>400"
+    for c in parse_criteria(until):
+        if c.metric == "rhat":
+            rhat_badge = str(c)
+        elif c.metric == "ess":
+            ess_badge = str(c)
+    return MonitorSpec(
+        charts=(
+            Chart("log density (mean over chains)", ("lp_mean",)),
+            Chart("acceptance", ("local_acceptance", "global_acceptance")),
+            Chart("flow loss (NLL per point)", ("flow_loss",)),
+            Chart("worst R-hat", ("rhat",), hlines=(1.01,)),
+            Chart("smallest bulk ESS", ("ess",), log_y=True),
+        ),
+        badges=(Badge("R-hat", rhat_badge, ".3f"), Badge("ESS", ess_badge, ".0f")),
+        key="rhat",
+        note=note,
+    )
+
+
+def _positive_int(name: str, v: Any, minimum: int = 1) -> int:
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or int(v) < minimum:
+        raise ValueError(f"{name}: expected an integer >= {minimum}, got {v!r}")
+    return int(v)
+
+
+@register_engine
+class FlowMCEngine:
+    """Normalizing-flow-enhanced MCMC (flowMC's method) as a sciml_lab engine.
+
+    Arguments:
+        log_prob: batched log-density: ``(n_chains, dim) -> (n_chains,)`` torch
+            function (gradients by autograd), or with ``params`` a function of a dict
+            of named tensors ``(n_chains, *shape)``; a NumPy function works too
+            (then the gradient-free random-walk kernel is used).
+        dim: number of dimensions (without ``params``; inferred from ``init``).
+        params: parameter names ``["a", "b"]`` or shapes ``{"theta": 3}``.
+        bounds: ``{name: (low, high)}``; ``None`` for an open side.
+        init: initial points in the user's space: array ``(n_chains, dim)``, dict of
+            arrays, or a function ``init(n_chains)`` returning either (a prior
+            sampler). Default: uniform in ``init_box`` (inside the bounds).
+        n_chains: chains run in parallel.
+        n_loops: production loops (the budget ``extend(loops=...)`` raises). With
+            ``until`` and no ``n_loops`` it is a cap of 200.
+        n_training_loops: training loops before production.
+        n_local_steps / n_global_steps: steps of each kernel per loop.
+        n_epochs: flow training epochs per training loop.
+        kernel: ``"mala"`` (default), ``"hmc"`` or ``"rw"``.
+        n_leapfrog: leapfrog steps per HMC move.
+        target_acceptance: local acceptance the step size adapts to (default per kernel).
+        mass: ``"full"``, ``"diag"`` or ``"identity"`` preconditioning learned in training.
+        flow_layers / flow_hidden / flow_bins: the coupling spline flow's size.
+        learning_rate / batch_size / max_train_points: flow training.
+        until: convergence target, e.g. ``"rhat<1.01 ess>2000"``, checked after each
+            production loop on the production draws.
+        thin: keep every ``thin``-th draw.
+        device / dtype / seed: placement, precision and reproducibility (a CPU run is
+            deterministic given the seed).
+
+    Example:
+        >>> eng = FlowMCEngine(lambda x: -0.5 * (x ** 2).sum(1), dim=2, n_chains=16,
+        ...                    n_training_loops=2, n_loops=2, n_local_steps=10,
+        ...                    n_global_steps=10, n_epochs=2, device="cpu")
+        >>> while not eng.done(): m = eng.step()
+        >>> dict(eng.snapshot()["posterior"].sizes)
+        {'chain': 16, 'draw': 40, 'x_dim_0': 2}
+    """
+
+    kind = "flowmc"
+    budget_words = ("loops",)
+    monitor = _monitor(None)
+
+    def __init__(self, log_prob: Callable, dim: int | None = None, *, params=None, bounds=None, init=None,
+                 n_chains: int = 128, n_loops: int | None = None, n_training_loops: int = 8,
+                 n_local_steps: int = 30, n_global_steps: int = 30, n_epochs: int = 10, kernel: str = "mala",
+                 n_leapfrog: int = 8, target_acceptance: float | None = None, mass: str = "full",
+                 flow_layers: int = 4, flow_hidden=(64, 64), flow_bins: int = 8, learning_rate: float = 1e-3,
+                 batch_size: int = 1024, max_train_points: int = 10_000, until: str | None = None,
+                 thin: int = 1, init_box: tuple[float, float] = (-2.0, 2.0), gradient: "bool | str" = "auto",
+                 device: str = "auto", dtype: str = "float32", seed: int = 0, chunk: int = 65536):
+        self.n_chains = _positive_int("n_chains", n_chains, 2)
+        self.n_training_loops = _positive_int("n_training_loops", n_training_loops, 1)
+        self.n_local_steps = _positive_int("n_local_steps", n_local_steps, 1)
+        self.n_global_steps = _positive_int("n_global_steps", n_global_steps, 0)
+        self.n_epochs = _positive_int("n_epochs", n_epochs, 0)
+        self.n_leapfrog = _positive_int("n_leapfrog", n_leapfrog, 1)
+        self.thin = _positive_int("thin", thin, 1)
+        self.flow_layers = _positive_int("flow_layers", flow_layers, 1)
+        self.flow_bins = _positive_int("flow_bins", flow_bins, 2)
+        self.batch_size = _positive_int("batch_size", batch_size, 1)
+        self.max_train_points = _positive_int("max_train_points", max_train_points, 2)
+        self.flow_hidden = [_positive_int("flow_hidden", h, 1) for h in flow_hidden]
+        if kernel not in KERNELS:
+            raise ValueError(f"kernel: expected one of {', '.join(KERNELS)}, got {kernel!r}")
+        if mass not in ("full", "diag", "identity"):
+            raise ValueError(f"mass: expected 'full', 'diag' or 'identity', got {mass!r}")
+        self.kernel_requested, self.mass = kernel, mass
+        self.learning_rate = float(learning_rate)
+        self.until = until
+        self.criteria = parse_criteria(until, known=METRICS)
+        if n_loops is None:
+            n_loops = 200 if self.criteria else 20
+        self.n_loops = _positive_int("n_loops", n_loops, 1)
+        self.init_box = (float(init_box[0]), float(init_box[1]))
+        self.seed = int(seed)
+        self.device_obj = resolve_device(device)
+        self.device = str(self.device_obj)
+        self.dtype = resolve_dtype(dtype)
+        self.gen = torch.Generator(device=self.device_obj).manual_seed(self.seed)
+
+        if dim is None and params is None and init is not None and not callable(init) \
+                and not isinstance(init, Mapping):
+            dim = int(np.shape(init)[-1])
+        self.target = Target(log_prob, params=params, dim=dim, bounds=bounds, gradient=gradient,
+                             device=self.device_obj, dtype=self.dtype, chunk=chunk)
+        self.dim = self.target.dim
+        self._params_config = None if params is None else {k: list(s) for k, s in self.target.shapes.items()}
+        u0 = self._initial_points(init)
+        has_grad = self.target.resolve_gradient(u0)
+        self.kernel = kernel if has_grad else "rw"
+        note = "" if has_grad else _GRADIENT_FREE_NOTE
+        self.monitor = _monitor(until, note)  # per run: badges follow ``until``
+        self.note = note
+        self.target_acceptance = float(target_acceptance or TARGET_ACCEPTANCE[self.kernel])
+        self._check_finite(u0, self.target.log_prob(u0), init)
+        lp, grad = (self.target.log_prob_and_grad(u0) if self.kernel != "rw" else (self.target.log_prob(u0), None))
+        self.state = ChainState(u0, lp, grad)
+        self.eps = nominal_step_size(self.kernel, self.dim)
+        self.chol = torch.eye(self.dim, dtype=self.dtype, device=self.device_obj)
+        self.adapt_t = 0
+        self.flow = FlowProposal(self.dim, self.flow_layers, tuple(self.flow_hidden), self.flow_bins,
+                                 self.learning_rate, seed=self.seed).to(device=self.device_obj, dtype=self.dtype)
+        self._init_config = self._describe_init(init)
+        self.loop, self.phase, self.phase_steps = 0, "local", 0
+        self.floor = 0
+        self.wall = 0.0
+        self.flow_loss = math.nan
+        self._reset_loop_buffers()
+        self.draws: dict[str, dict[str, list[torch.Tensor]]] = {
+            "warmup": {k: [] for k in ("u", "lp", "accepted", "kernel")},
+            "posterior": {k: [] for k in ("u", "lp", "accepted", "kernel")},
+        }
+        self.counters = {"warmup": 0, "posterior": 0}
+        self.diag_rows: list[list[float]] = []
+        self.metrics: dict[str, float] = {k: math.nan for k in METRICS}
+        self.stuck: list[int] = []
+
+    # ------------------------------------------------------------------ setup
+    def _box_points(self, n: int) -> torch.Tensor:
+        lo, hi = self.init_box
+        r = torch.rand(n, self.dim, generator=self.gen, dtype=self.dtype, device=self.device_obj)
+        t = self.target
+        a = torch.where(torch.isfinite(t.lo), t.lo, torch.full_like(t.lo, lo))
+        b = torch.where(torch.isfinite(t.hi), t.hi, torch.full_like(t.hi, hi))
+        a = torch.where(t.lower, t.lo + 1e-3 * (hi - lo), a)  # one open side: a box beside the bound
+        b = torch.where(t.lower, t.lo + (hi - lo), b)
+        a = torch.where(t.upper, t.hi - (hi - lo), a)
+        b = torch.where(t.upper, t.hi - 1e-3 * (hi - lo), b)
+        x = a + (b - a) * (0.02 + 0.96 * r)  # stay off the bounds themselves
+        return t.unconstrain(x)
+
+    def _as_flat(self, value: Any, n: int) -> torch.Tensor:
+        if isinstance(value, Mapping):
+            missing = [k for k in self.target.shapes if k not in value]
+            if missing:
+                raise ValueError(f"init: missing parameters {missing}")
+            cols = [torch.as_tensor(np.asarray(value[k]) if not torch.is_tensor(value[k]) else value[k],
+                                    dtype=self.dtype, device=self.device_obj).reshape(n, -1)
+                    for k in self.target.shapes]
+            x = torch.cat(cols, 1)
+        else:
+            x = torch.as_tensor(value if torch.is_tensor(value) else np.asarray(value), dtype=self.dtype,
+                                device=self.device_obj)
+            if x.ndim == 1:
+                x = x.expand(n, -1).clone()
+        if tuple(x.shape) != (n, self.dim):
+            raise ValueError(f"init: expected initial points of shape ({n}, {self.dim}), got {tuple(x.shape)}")
+        return x
+
+    def _initial_points(self, init: Any) -> torch.Tensor:
+        n = self.n_chains
+        if init is None:
+            return self._box_points(n)
+        if callable(init):
+            return self.target.unconstrain(self._as_flat(init(n), n))
+        return self.target.unconstrain(self._as_flat(init, n))
+
+    def _check_finite(self, u: torch.Tensor, lp: torch.Tensor, init: Any) -> None:
+        bad = ~torch.isfinite(lp) | ~torch.isfinite(u).all(1)
+        tries = 0
+        while bool(bad.any()) and (init is None or callable(init)) and tries < 100:
+            fresh = self._initial_points(init)
+            u[bad] = fresh[bad]
+            lp_new = self.target.log_prob(u)
+            lp[bad] = lp_new[bad]
+            bad = ~torch.isfinite(lp) | ~torch.isfinite(u).all(1)
+            tries += 1
+        if bool(bad.any()):
+            idx = torch.nonzero(bad).flatten().tolist()
+            shown = ", ".join(map(str, idx[:20])) + (" ..." if len(idx) > 20 else "")
+            raise ValueError(f"init: log_prob is -inf or NaN at the initial point of chains [{shown}] "
+                             f"({len(idx)} of {self.n_chains}); give initial points inside the support "
+                             "(init=...) or bounds=... for constrained parameters")
+
+    def _describe_init(self, init: Any) -> Any:
+        if init is None:
+            return None
+        if callable(init):
+            return "function"
+        return "given"
+
+    def _reset_loop_buffers(self) -> None:
+        self.cur = {"local_u": [], "local_acc": [], "local_alpha": [], "global_acc": [], "lp": []}
+
+    # ------------------------------------------------------------------ protocol
+    def default_extend(self) -> dict[str, int]:
+        """What the monitor's extend button asks for."""
+        return {"loops": max(1, min(self.n_loops, 10))}
+
+    @property
+    def production(self) -> bool:
+        return self.loop >= self.n_training_loops
+
+    @property
+    def production_loops(self) -> int:
+        return max(0, self.loop - self.n_training_loops)
+
+    def done(self) -> bool:
+        if self.phase != "local" or self.phase_steps:
+            return False
+        if self.production_loops >= self.n_loops:
+            return True
+        if self.criteria and self.production_loops >= max(self.floor, 1):
+            return all(c.met(self.metrics) for c in self.criteria)
+        return False
+
+    def progress(self) -> float:
+        total = self.n_training_loops + self.n_loops
+        per_phase = {"local": 0.0, "train": 0.4, "global": 0.6}[self.phase]
+        partial = per_phase + (0.4 * self.phase_steps / self.n_local_steps if self.phase == "local" else 0.0)
+        return min(1.0, (self.loop + partial) / total)
+
+    def extend(self, loops: int) -> None:
+        loops = _positive_int("loops", loops, 1)
+        self.n_loops = max(self.n_loops, self.production_loops) + loops
+        self.floor = self.production_loops + loops
+
+    def step(self) -> dict[str, float]:
+        t0 = time.perf_counter()
+        if self.phase == "local":
+            self._local_phase()
+        elif self.phase == "train":
+            self._train_phase()
+        else:
+            self._global_phase()
+        self.wall += time.perf_counter() - t0
+        return dict(self.metrics)
+
+    # ------------------------------------------------------------------ phases
+    def _local_phase(self) -> None:
+        if self.phase_steps == 0 and not self.production and self.loop > 0 and self.mass != "identity" \
+                and self._last_local is not None:
+            chol = within_chain_cholesky(self._last_local)
+            self.chol = chol if self.mass == "full" else torch.diag(chol.diagonal())
+            self.eps, self.adapt_t = nominal_step_size(self.kernel, self.dim), 0
+        evals = self.n_leapfrog if self.kernel == "hmc" else 1
+        todo = min(self.n_local_steps - self.phase_steps, max(1, 64 // evals))
+        us, lps, accs = [], [], []
+        for _ in range(todo):
+            self.state, acc, alpha = local_step(self.kernel, self.target, self.state, self.eps, self.chol,
+                                                self.gen, self.n_leapfrog)
+            if not self.production:  # Robbins-Monro on log(eps), reset at each mass update
+                self.adapt_t += 1
+                rate = 1.0 / math.sqrt(self.adapt_t + 1.0)
+                self.eps *= math.exp(rate * (float(alpha.mean()) - self.target_acceptance))
+            us.append(self.state.x)
+            lps.append(self.state.lp)
+            accs.append(acc)
+            self.cur["local_alpha"].append(float(alpha.mean()))
+        self.cur["local_u"].append(torch.stack(us, 1))
+        self.cur["local_acc"].append(torch.stack(accs, 1))
+        self.cur["lp"].append(torch.stack(lps, 1))
+        self._record(torch.stack(us, 1), torch.stack(lps, 1), torch.stack(accs, 1), 0)
+        self.phase_steps += todo
+        if self.phase_steps >= self.n_local_steps:
+            self.phase_steps = 0
+            self.phase = "global" if self.production else ("train" if self.n_epochs else "global")
+            if self.n_global_steps == 0:
+                self._end_loop() if self.phase == "global" else None
+
+    @property
+    def _last_local(self) -> torch.Tensor | None:
+        return getattr(self, "_prev_local_u", None)
+
+    def _train_phase(self) -> None:
+        pts = torch.cat(self.cur["local_u"], 1).reshape(-1, self.dim)
+        if len(pts) > self.max_train_points:
+            idx = torch.randperm(len(pts), generator=self.gen, device=self.gen.device)[: self.max_train_points]
+            pts = pts[idx.to(pts.device)]
+        self.flow.set_whitening(pts)
+        self.flow_loss = self.flow.fit(pts, self.n_epochs, self.gen, self.batch_size)
+        self.phase = "global"
+        if self.n_global_steps == 0:
+            self._end_loop()
+
+    def _global_phase(self) -> None:
+        self.state, xs, lps, acc, _ = global_block(self.target, self.flow, self.state, self.n_global_steps,
+                                                   self.gen)
+        self.cur["global_acc"].append(acc)
+        self.cur["lp"].append(lps)
+        self._record(xs, lps, acc, 1)
+        self._end_loop()
+
+    def _record(self, u: torch.Tensor, lp: torch.Tensor, acc: torch.Tensor, kernel: int) -> None:
+        group = "posterior" if self.production else "warmup"
+        steps = u.shape[1]
+        keep = (self.counters[group] + torch.arange(steps)) % self.thin == 0
+        self.counters[group] += steps
+        if not bool(keep.any()):
+            return
+        keep = keep.to(u.device)
+        d = self.draws[group]
+        d["u"].append(u[:, keep].detach().cpu())
+        d["lp"].append(lp[:, keep].detach().cpu())
+        d["accepted"].append(acc[:, keep].cpu())
+        d["kernel"].append(torch.full((u.shape[0], int(keep.sum())), kernel, dtype=torch.int8))
+
+    def _end_loop(self) -> None:
+        local_acc = torch.cat(self.cur["local_acc"], 1)
+        global_acc = torch.cat(self.cur["global_acc"], 1) if self.cur["global_acc"] else None
+        moved = local_acc.any(1) if global_acc is None else (local_acc.any(1) | global_acc.any(1))
+        self.stuck = torch.nonzero(~moved).flatten().tolist()
+        lp_now = self.state.lp
+        self._prev_local_u = torch.cat(self.cur["local_u"], 1)
+        if self.production:
+            rhat, ess = self._production_diagnostics()
+        else:
+            draws = torch.cat(self.cur["local_u"], 1).double().cpu().numpy()
+            rhat, ess = summary_diagnostics(draws)
+        was_production = self.production
+        self.metrics = {
+            "lp_mean": float(lp_now[torch.isfinite(lp_now)].mean()) if bool(torch.isfinite(lp_now).any()) else math.nan,
+            "local_acceptance": float(local_acc.float().mean()),
+            "global_acceptance": float(global_acc.float().mean()) if global_acc is not None else math.nan,
+            "flow_loss": self.flow_loss if not was_production else math.nan,
+            "rhat": rhat,
+            "ess": ess,
+            "step_size": float(self.eps),
+            "production": float(was_production),
+            "loop": float(self.loop + 1),
+            "stuck_chains": float(len(self.stuck)),
+        }
+        self.diag_rows.append([rhat, ess, self.metrics["local_acceptance"], self.metrics["global_acceptance"],
+                               self.metrics["flow_loss"], self.metrics["lp_mean"], self.metrics["step_size"],
+                               float(len(self.stuck)), float(was_production), self.wall])
+        self.loop += 1
+        self.phase, self.phase_steps = "local", 0
+        self._reset_loop_buffers()
+
+    def _production_diagnostics(self) -> tuple[float, float]:
+        u = self.draws["posterior"]["u"]
+        if not u:
+            return math.nan, math.nan
+        draws = torch.cat(u, 1)
+        n_chains = draws.shape[0]
+        if n_chains > 256:  # a fixed subset bounds the cost; ESS scales with the number of chains
+            sub = torch.linspace(0, n_chains - 1, 256).round().long()
+            rhat, ess = summary_diagnostics(draws[sub].double().numpy())
+            return rhat, ess * n_chains / 256
+        return summary_diagnostics(draws.double().numpy())
+
+    # ------------------------------------------------------------------ results
+    def _group(self, group: str) -> tuple[xr.Dataset, xr.Dataset] | None:
+        d = self.draws[group]
+        if not d["u"]:
+            return None
+        u = torch.cat(d["u"], 1)
+        c, n, dim = u.shape
+        flat = u.reshape(-1, dim).to(self.dtype).to(self.device_obj)
+        x = self.target.constrain(flat)
+        log_j = self.target.log_jacobian(flat)
+        lp_user = torch.cat(d["lp"], 1).to(self.device_obj) - log_j.reshape(c, n)
+        x = x.reshape(c, n, dim).detach().cpu().double().numpy()
+        coords = {"chain": np.arange(c), "draw": np.arange(n)}
+        data = {}
+        for name, sl in self.target.slices.items():
+            shape = self.target.shapes[name]
+            dims = tuple(f"{name}_dim_{i}" for i in range(len(shape)))
+            data[name] = (("chain", "draw") + dims, x[:, :, sl].reshape(c, n, *shape))
+        posterior = xr.Dataset(data, coords=coords)
+        for name, (low, high) in self.target.bounds.items():
+            posterior[name].attrs.update(lower_bound=low, upper_bound=high)  # "bounds" means a variable in CF
+        stats = xr.Dataset(
+            {"lp": (("chain", "draw"), lp_user.detach().cpu().double().numpy(),
+                    {"long_name": "log density of the draw (user's log_prob)"}),
+             "accepted": (("chain", "draw"), torch.cat(d["accepted"], 1).numpy()),
+             "kernel": (("chain", "draw"), torch.cat(d["kernel"], 1).numpy(),
+                        {"flag_values": [0, 1], "flag_meanings": "local global"})},
+            coords=coords,
+        )
+        return posterior, stats
+
+    def _flow_samples(self, n: int = 1000) -> xr.Dataset:
+        # a generator of its own: looking at the flow must not change the chains
+        gen = torch.Generator(device=self.device_obj).manual_seed(self.seed * 1_000_003 + self.loop)
+        u, _ = self.flow.sample_and_log_prob(n, gen)
+        x = self.target.constrain(u).detach().cpu().double().numpy()
+        data = {}
+        for name, sl in self.target.slices.items():
+            shape = self.target.shapes[name]
+            data[name] = (("sample",) + tuple(f"{name}_dim_{i}" for i in range(len(shape))),
+                          x[:, sl].reshape(n, *shape))
+        return xr.Dataset(data, coords={"sample": np.arange(n)},
+                          attrs={"description": "independent draws from the current normalizing flow"})
+
+    def snapshot(self) -> xr.DataTree:
+        groups: dict[str, xr.Dataset] = {}
+        prod = self._group("posterior")
+        if prod is not None:
+            groups["/posterior"], groups["/sample_stats"] = prod
+        warm = self._group("warmup")
+        if warm is not None:
+            groups["/warmup_posterior"], groups["/warmup_sample_stats"] = warm
+        if self.loop >= 1 and self.n_epochs:
+            groups["/flow_samples"] = self._flow_samples()
+        rows = np.array(self.diag_rows, dtype=float).reshape(-1, len(_DIAG_VARS))
+        diag = xr.Dataset({k: ("iteration", rows[:, i]) for i, k in enumerate(_DIAG_VARS)},
+                          coords={"iteration": np.arange(len(rows))})
+        diag["production"] = diag["production"].astype(np.int8)
+        diag["wall_time"].attrs["units"] = "s"
+        diag["rhat_max"].attrs["long_name"] = "worst rank-normalized split R-hat"
+        diag["ess_bulk_min"].attrs["long_name"] = "smallest bulk ESS (draws thinned to <= 1000 per chain)"
+        groups["/diagnostics"] = diag
+        tree = xr.DataTree.from_dict(groups)
+        tree.attrs.update(
+            parameters=json.dumps(self.target.names),
+            kernel=self.kernel, phase="production" if self.production else "training",
+            step_size=float(self.eps), stuck_chains=json.dumps(self.stuck[:100]), note=self.note,
+            inference_library="sciml_lab.flowmc",
+        )
+        return tree
+
+    # ------------------------------------------------------------------ checkpoint
+    def state_dict(self) -> dict[str, Any]:
+        empty = torch.zeros(0)
+        draws = {g: {k: (torch.cat(v, 1) if v else empty) for k, v in d.items()} for g, d in self.draws.items()}
+        cur = {k: ([torch.cat(v, 1)] if v and torch.is_tensor(v[0]) else list(v)) for k, v in self.cur.items()}
+        prev = getattr(self, "_prev_local_u", None)
+        return {
+            "version": 1, "gen": self.gen.get_state(), "x": self.state.x, "lp": self.state.lp,
+            "grad": self.state.grad if self.state.grad is not None else empty,
+            "eps": float(self.eps), "chol": self.chol, "adapt_t": int(self.adapt_t), "flow": self.flow.checkpoint(),
+            "flow_loss": float(self.flow_loss), "loop": int(self.loop), "phase": self.phase,
+            "phase_steps": int(self.phase_steps), "n_loops": int(self.n_loops), "floor": int(self.floor),
+            "wall": float(self.wall), "cur": cur, "prev_local_u": prev if prev is not None else empty,
+            "draws": draws, "counters": dict(self.counters),
+            "diag_rows": torch.tensor(self.diag_rows, dtype=torch.float64).reshape(-1, len(_DIAG_VARS)),
+            "metrics": dict(self.metrics), "stuck": list(self.stuck), "kernel": self.kernel,
+            "gradient": bool(self.target.gradient),
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        dev = self.device_obj
+        self.gen.set_state(state["gen"].cpu() if self.device_obj.type == "cpu" else state["gen"])
+        self.target.gradient = bool(state["gradient"])
+        self.kernel = state["kernel"]
+        grad = state["grad"].to(dev) if state["grad"].numel() else None
+        self.state = ChainState(state["x"].to(dev), state["lp"].to(dev), grad)
+        self.eps, self.chol, self.adapt_t = float(state["eps"]), state["chol"].to(dev), int(state["adapt_t"])
+        self.flow.restore(state["flow"])
+        self.flow_loss = float(state["flow_loss"])
+        self.loop, self.phase, self.phase_steps = int(state["loop"]), str(state["phase"]), int(state["phase_steps"])
+        self.n_loops, self.floor, self.wall = int(state["n_loops"]), int(state["floor"]), float(state["wall"])
+        self._reset_loop_buffers()
+        for k, v in state["cur"].items():
+            self.cur[k] = [t.to(dev) if torch.is_tensor(t) else t for t in v]
+        prev = state["prev_local_u"]
+        self._prev_local_u = prev.to(dev) if prev.numel() else None
+        self.draws = {g: {k: ([v] if v.numel() else []) for k, v in d.items()} for g, d in state["draws"].items()}
+        self.counters = {k: int(v) for k, v in state["counters"].items()}
+        self.diag_rows = state["diag_rows"].tolist()
+        self.metrics = {k: float(v) for k, v in state["metrics"].items()}
+        self.stuck = [int(i) for i in state["stuck"]]
+
+    def config(self) -> dict[str, Any]:
+        return {
+            "dim": self.dim if self._params_config is None else None, "params": self._params_config,
+            "bounds": {k: list(v) for k, v in self.target.bounds.items()} or None, "init": self._init_config,
+            "n_chains": self.n_chains, "n_loops": self.n_loops, "n_training_loops": self.n_training_loops,
+            "n_local_steps": self.n_local_steps, "n_global_steps": self.n_global_steps, "n_epochs": self.n_epochs,
+            "kernel": self.kernel_requested, "n_leapfrog": self.n_leapfrog,
+            "target_acceptance": self.target_acceptance, "mass": self.mass, "flow_layers": self.flow_layers,
+            "flow_hidden": list(self.flow_hidden), "flow_bins": self.flow_bins,
+            "learning_rate": self.learning_rate, "batch_size": self.batch_size,
+            "max_train_points": self.max_train_points, "until": self.until, "thin": self.thin,
+            "init_box": list(self.init_box), "device": self.device,
+            "dtype": "float64" if self.dtype == torch.float64 else "float32", "seed": self.seed,
+        }
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any], **objects: Any) -> "FlowMCEngine":
+        """Rebuild from :meth:`config`; ``log_prob`` (and ``init`` if it was a function
+        or an array, optionally) must be passed again.
+
+        Example:
+            >>> e = FlowMCEngine(lambda x: -(x ** 2).sum(1), dim=3, n_chains=4, device="cpu")
+            >>> FlowMCEngine.from_config(e.config(), log_prob=lambda x: -(x ** 2).sum(1)).dim
+            3
+        """
+        if "log_prob" not in objects or not callable(objects["log_prob"]):
+            raise TypeError("flowmc: reopening this run needs its log-density: pass log_prob=<function>, "
+                            "e.g. sciml_lab.open(path, log_prob=log_prob)")
+        cfg = dict(config)
+        init_kind = cfg.pop("init", None)
+        init = objects.get("init") if init_kind else None
+        cfg["init_box"] = tuple(cfg.get("init_box", (-2.0, 2.0)))
+        if cfg.get("bounds"):
+            cfg["bounds"] = {k: tuple(v) for k, v in cfg["bounds"].items()}
+        if cfg.get("params"):
+            cfg["params"] = {k: tuple(v) for k, v in cfg["params"].items()}
+        if cfg.get("device") not in (None, "auto", "cpu") and not torch.cuda.is_available():
+            cfg["device"] = "cpu"  # a GPU run reopened on a CPU machine
+        return cls(objects["log_prob"], init=init, **cfg)

@@ -1,0 +1,133 @@
+"""``%%sciml flowmc`` and ``%sciml flowmc FUNC``: the notebook face of flow-MCMC.
+
+Imported by ``%load_ext sciml_lab`` (never by the engine). The cell form runs the
+cell in a copy of the notebook's namespace and takes ``log_prob`` (or the name
+given by ``--log-prob``) from it, plus ``init``, ``params`` and ``bounds`` when the
+cell defines them; the line form names an existing function::
+
+    %%sciml flowmc --chains 64 --until "rhat<1.01 ess>2000" --name banana
+    def log_prob(x):
+        return -((1 - x[:, 0])**2 + 100 * (x[:, 1] - x[:, 0]**2)**2) / 20
+
+    %sciml flowmc my_log_prob --dim 2 --loops 20 --bounds "q=0:1"
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from IPython.core.error import UsageError
+
+from ..magics import add_launch_options, finish_launch, launch_kwargs, positive_int, register_command, \
+    resolve_object
+
+__all__ = ["parse_bounds"]
+
+
+def parse_bounds(text: str) -> dict[str, tuple[float | None, float | None]]:
+    """``"q=0:1 sigma=0:"`` -> ``{"q": (0.0, 1.0), "sigma": (0.0, None)}`` (an empty side is open).
+
+    Example:
+        >>> parse_bounds("q=0:1 sigma=0:")
+        {'q': (0.0, 1.0), 'sigma': (0.0, None)}
+    """
+    out: dict[str, tuple[float | None, float | None]] = {}
+    for part in text.replace(",", " ").split():
+        name, sep, rng = part.partition("=")
+        low, colon, high = rng.partition(":")
+        if not sep or not colon or not name:
+            raise UsageError(f"--bounds: expected NAME=LOW:HIGH (e.g. 'q=0:1 sigma=0:'), got {part!r}")
+        try:
+            out[name] = (float(low) if low.strip() else None, float(high) if high.strip() else None)
+        except ValueError:
+            raise UsageError(f"--bounds: {part!r} has a bound that is not a number") from None
+    return out
+
+
+def _configure(p: argparse.ArgumentParser) -> None:
+    p.add_argument("func", nargs="?", default=None,
+                   help="log-density function in the notebook (line form); the cell form uses log_prob")
+    p.add_argument("--log-prob", default="log_prob", help="name of the log-density in the cell (default log_prob)")
+    p.add_argument("--dim", type=positive_int, default=None, help="number of dimensions (without params/init)")
+    p.add_argument("--params", default=None, help="parameter names, e.g. 'mu sigma'")
+    p.add_argument("--bounds", default=None, help="e.g. 'q=0:1 sigma=0:' (empty side = unbounded)")
+    p.add_argument("--init", default=None, help="variable with initial points or a prior sampler")
+    g = p.add_argument_group("sampler")
+    g.add_argument("--chains", type=positive_int, default=128, help="number of chains (default 128)")
+    g.add_argument("--loops", type=positive_int, default=None, help="production loops (default 20; 200 with --until)")
+    g.add_argument("--training-loops", type=positive_int, default=8, help="training loops (default 8)")
+    g.add_argument("--local-steps", type=positive_int, default=30, help="local steps per loop (default 30)")
+    g.add_argument("--global-steps", type=int, default=30, help="global (flow) steps per loop (default 30)")
+    g.add_argument("--epochs", type=positive_int, default=10, help="flow epochs per training loop (default 10)")
+    g.add_argument("--kernel", choices=("mala", "hmc", "rw"), default="mala", help="local kernel (default mala)")
+    g.add_argument("--mass", choices=("full", "diag", "identity"), default="full",
+                   help="preconditioning learned in training (default full)")
+    g.add_argument("--flow-layers", type=positive_int, default=4, help="coupling layers (default 4)")
+    g.add_argument("--flow-hidden", default="64,64", help="hidden widths, e.g. '128,128' (default 64,64)")
+    g.add_argument("--until", default=None, help="convergence target, e.g. 'rhat<1.01 ess>2000'")
+    g.add_argument("--thin", type=positive_int, default=1, help="keep every N-th draw")
+    g.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
+    g.add_argument("--dtype", choices=("float32", "float64"), default="float32")
+    g.add_argument("--seed", type=int, default=0)
+    add_launch_options(p)
+
+
+def _from_cell(cell: str, shell: Any, args: argparse.Namespace) -> dict[str, Any]:
+    ns = dict(shell.user_ns)
+    before = {k: id(v) for k, v in ns.items()}
+    exec(compile(cell, "<%%sciml flowmc>", "exec"), ns)  # noqa: S102 - the user's own cell
+    defined = {k for k, v in ns.items() if before.get(k) != id(v)}
+    if args.log_prob not in defined or not callable(ns[args.log_prob]):
+        raise UsageError(f"%%sciml flowmc: the cell must define a function {args.log_prob}(x) returning "
+                         "one log-density per chain (or name it with --log-prob NAME)")
+    found = {"log_prob": ns[args.log_prob]}
+    for key in ("init", "params", "bounds"):
+        if key in defined:
+            found[key] = ns[key]
+    return found
+
+
+def _run(args: argparse.Namespace, cell: str | None, shell: Any):
+    from . import sample
+
+    if cell is not None and cell.strip():
+        if args.func:
+            raise UsageError(f"%%sciml flowmc: give either a cell defining {args.log_prob} or a function name, "
+                             f"not both (got {args.func!r})")
+        objects = _from_cell(cell, shell, args)
+    else:
+        if not args.func:
+            raise UsageError("%sciml flowmc FUNC: name the log-density function, e.g. %sciml flowmc log_prob --dim 2")
+        objects = {"log_prob": resolve_object(shell, args.func, "FUNC")}
+        if not callable(objects["log_prob"]):
+            raise UsageError(f"FUNC: {args.func!r} is not a function")
+    if args.init:
+        objects["init"] = resolve_object(shell, args.init, "--init")
+    if args.params:
+        objects["params"] = args.params.replace(",", " ").split()
+    if args.bounds:
+        objects["bounds"] = parse_bounds(args.bounds)
+    try:
+        hidden = tuple(int(h) for h in args.flow_hidden.replace(" ", "").split(",") if h)
+    except ValueError:
+        raise UsageError(f"--flow-hidden: expected widths like '64,64', got {args.flow_hidden!r}") from None
+    if args.global_steps < 0:
+        raise UsageError(f"--global-steps: expected an integer >= 0, got {args.global_steps}")
+    options = dict(
+        n_chains=args.chains, n_loops=args.loops, n_training_loops=args.training_loops,
+        n_local_steps=args.local_steps, n_global_steps=args.global_steps, n_epochs=args.epochs,
+        kernel=args.kernel, mass=args.mass, flow_layers=args.flow_layers, flow_hidden=hidden, until=args.until,
+        thin=args.thin, device=args.device, dtype=args.dtype, seed=args.seed,
+    )
+    log_prob = objects.pop("log_prob")
+    try:
+        job = sample(log_prob, args.dim, **objects, **options, **launch_kwargs(args))
+    except (ValueError, TypeError) as exc:
+        raise UsageError(f"%sciml flowmc: {exc}") from None
+    return finish_launch(job, args, shell)
+
+
+register_command("flowmc", _configure, _run, cell=True,
+                 help="sample a log-density with flow-MCMC (local MALA/HMC + normalizing-flow global moves)")
+

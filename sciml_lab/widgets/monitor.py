@@ -1,0 +1,227 @@
+"""The live monitor: an anywidget that follows one Job.
+
+The widget subscribes to the job's event stream (it never drives the engine). Rows
+of metrics are buffered on the job's thread and flushed to the browser by one
+shared pump thread at most ``max_rate`` times a second, as a single float64
+binary buffer per flush, however fast the engine steps. A view that renders late
+(``%sciml show``, a second view of the same widget, a reloaded page) asks for the
+whole history with a ``sync`` message.
+
+Front end: ``js/src/monitor.js`` (uPlot charts), built into ``static/``.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+import weakref
+from pathlib import Path
+from typing import Any
+
+import anywidget
+import numpy as np
+import traitlets as t
+
+__all__ = ["Monitor", "STATIC"]
+
+STATIC = Path(__file__).parent / "static"
+MAX_SYNC_ROWS = 20_000
+
+
+def _finite_or_none(x: float) -> float | None:
+    return float(x) if isinstance(x, (int, float)) and math.isfinite(x) else None
+
+
+class _Pump:
+    """One daemon thread that flushes every live widget at a fixed rate."""
+
+    def __init__(self) -> None:
+        self.widgets: "weakref.WeakSet[Any]" = weakref.WeakSet()
+        self.lock = threading.Lock()
+        self.thread: threading.Thread | None = None
+        self.period = 0.1
+
+    def add(self, w) -> None:
+        with self.lock:
+            self.widgets.add(w)
+            if self.thread is None or not self.thread.is_alive():
+                self.thread = threading.Thread(target=self._run, name="sciml-widget-pump", daemon=True)
+                self.thread.start()
+
+    def _run(self) -> None:
+        while True:
+            time.sleep(self.period)
+            with self.lock:
+                ws = list(self.widgets)
+            for w in ws:
+                try:
+                    w._tick()
+                except Exception:  # a closed comm or a broken widget must not stop the others
+                    pass
+
+
+PUMP = _Pump()
+
+
+def _file(name: str) -> Path | str:
+    p = STATIC / name
+    if not p.exists():
+        raise FileNotFoundError(
+            f"the widget bundle {p} is missing: build it with `npm ci && npm run build` in js/ "
+            "(pip install builds it too when npm is available)"
+        )
+    return p
+
+
+class Monitor(anywidget.AnyWidget):
+    """Live view of a job: status, progress with ETA, charts, badges, Stop/Extend.
+
+    Arguments:
+        job: a :class:`sciml_lab.runtime.Job`.
+        max_rate: flushes to the browser per second at most (default 10).
+
+    Example:
+        >>> from sciml_lab.demo import estimate_pi
+        >>> job = estimate_pi(steps=5, store=False); _ = job.wait(30)
+        >>> Monitor(job).status
+        'done'
+    """
+
+    _esm = _file("monitor.js")
+    _css = _file("monitor.css")
+
+    job_name = t.Unicode("").tag(sync=True)
+    kind = t.Unicode("").tag(sync=True)
+    status = t.Unicode("queued").tag(sync=True)
+    step = t.Int(0).tag(sync=True)
+    progress = t.Float(None, allow_none=True).tag(sync=True)
+    elapsed = t.Float(0.0).tag(sync=True)
+    eta = t.Float(None, allow_none=True).tag(sync=True)
+    spec = t.Dict().tag(sync=True)
+    metrics = t.Dict().tag(sync=True)
+    error = t.Unicode("").tag(sync=True)
+    traceback = t.Unicode("").tag(sync=True)
+    note = t.Unicode("").tag(sync=True)
+    budget_words = t.List(t.Unicode()).tag(sync=True)
+    extend_default = t.Dict().tag(sync=True)
+    run_dir = t.Unicode("").tag(sync=True)
+
+    def __init__(self, job, max_rate: float = 10.0, **kwargs: Any):
+        if not (isinstance(max_rate, (int, float)) and 0 < max_rate <= 60):
+            raise ValueError(f"max_rate: expected updates per second in (0, 60], got {max_rate!r}")
+        super().__init__(**kwargs)
+        self.job = job
+        self.min_interval = 1.0 / max_rate
+        self._lock = threading.Lock()
+        self._names: list[str] = []
+        self._rows: list[list[float]] = []  # full history, for late views
+        self._pending: list[list[float]] = []
+        self._status_dirty = True
+        self._last_flush = 0.0
+        self.flushes = 0  # messages of rows sent (tests and benchmarks read it)
+        engine = job.engine
+        spec = engine.monitor.to_json() if engine is not None else {"charts": [], "badges": [], "key": None, "note": ""}
+        words = list(job.record.get("budget_words") or (engine.budget_words if engine is not None else []))
+        if engine is not None and hasattr(engine, "default_extend"):
+            default = dict(engine.default_extend())
+        else:
+            default = {words[0]: 100} if words else {}
+        with self.hold_sync():
+            self.job_name, self.kind, self.spec = job.name, job.kind, spec
+            self.budget_words, self.extend_default = words, default
+            self.run_dir = str(job.store.path) if job.store is not None else ""
+            self.note = spec.get("note", "") or job.record.get("note", "")
+        for e in job.events:
+            if e.metrics:
+                self._add_row(e)
+        self._unsubscribe = job.subscribe(self._on_event)
+        self.on_msg(self._on_custom_msg)
+        self._tick()
+        PUMP.add(self)
+
+    # -------------------------------------------------------------- job -> widget
+    def _add_row(self, e) -> None:
+        for k in e.metrics:
+            if k not in self._names:
+                self._names.append(k)
+        row = [float(e.step), float(e.wall_time)] + [float(e.metrics.get(k, math.nan)) for k in self._names]
+        self._rows.append(row)
+        self._pending.append(row)
+
+    def _on_event(self, job, event) -> None:
+        with self._lock:
+            if event.metrics:
+                self._add_row(event)
+            else:
+                self._status_dirty = True
+
+    def _rows_buffer(self, rows: list[list[float]]) -> memoryview:
+        width = 2 + len(self._names)
+        arr = np.full((len(rows), width), np.nan, dtype="<f8")
+        for i, r in enumerate(rows):
+            arr[i, : len(r)] = r
+        return memoryview(arr.tobytes())
+
+    def _tick(self) -> None:
+        """Called by the pump: send what changed since the last flush, if the rate allows."""
+        now = time.monotonic()
+        if now - self._last_flush < self.min_interval - 1e-3:
+            return
+        job = self.job
+        with self._lock:
+            rows, self._pending = self._pending, []
+            status_dirty, self._status_dirty = self._status_dirty, False
+            names = list(self._names)
+            buf = self._rows_buffer(rows) if rows else None
+        running = job.status == "running"
+        if not rows and not status_dirty and not running:
+            return
+        self._last_flush = now
+        with self.hold_sync():
+            self.status = job.status
+            self.step = int(job.step)
+            self.progress = _finite_or_none(job.progress)
+            self.elapsed = float(job.elapsed)
+            self.eta = _finite_or_none(job.eta)
+            if rows:
+                self.metrics = {k: _finite_or_none(v) for k, v in job.metrics.items()}
+            if status_dirty:
+                self.error = job.error or ""
+                self.traceback = job.traceback or ""
+                self.note = self.spec.get("note", "") or job.record.get("note", "")
+        if buf is not None:
+            self.send({"type": "rows", "reset": False, "names": names, "n": len(rows)}, [buf])
+            self.flushes += 1
+
+    def _send_history(self) -> None:
+        with self._lock:
+            rows = self._rows
+            if len(rows) > MAX_SYNC_ROWS:  # keep the shape: an even stride plus the latest row
+                stride = math.ceil(len(rows) / MAX_SYNC_ROWS)
+                rows = rows[::stride] + ([rows[-1]] if (len(rows) - 1) % stride else [])
+            names = list(self._names)
+            buf = self._rows_buffer(rows)
+        self.send({"type": "rows", "reset": True, "names": names, "n": len(rows)}, [buf])
+
+    # -------------------------------------------------------------- widget -> job
+    def _on_custom_msg(self, widget, content, buffers) -> None:
+        kind = content.get("type") if isinstance(content, dict) else None
+        if kind == "sync":
+            self._send_history()
+        elif kind == "stop":
+            self.job.stop()
+        elif kind == "extend":
+            budget = content.get("budget") or self.extend_default
+            try:
+                self.job.extend(**{k: int(v) for k, v in budget.items()})
+                self.note = ""
+            except (ValueError, RuntimeError) as exc:
+                self.note = str(exc)
+
+    def close(self) -> None:
+        try:
+            self._unsubscribe()
+        finally:
+            super().close()
+

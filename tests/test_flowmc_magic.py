@@ -1,0 +1,50 @@
+"""``%%sciml flowmc`` and ``%sciml flowmc FUNC`` in a real IPython shell."""
+
+from __future__ import annotations
+
+import pytest
+
+IPython = pytest.importorskip("IPython")
+from IPython.core.error import UsageError  # noqa: E402
+from IPython.testing.globalipapp import start_ipython  # noqa: E402
+
+FAST = "--chains 8 --training-loops 2 --loops 2 --local-steps 10 --global-steps 10 --epochs 2 --device cpu --no-monitor"
+
+
+@pytest.fixture(scope="module")
+def shell():
+    ip = start_ipython()
+    ip.run_line_magic("load_ext", "sciml_lab")
+    return ip
+
+
+def test_cell_form_launches_and_binds_the_job(shell, tmp_path):
+    cell = (
+        "import torch\n"
+        "def log_prob(p):\n"
+        "    return (2 - 1) * torch.log(p['q']) + (5 - 1) * torch.log1p(-p['q'])\n"
+        "params = ['q']\n"
+    )
+    shell.run_cell_magic("sciml", f"flowmc {FAST} --bounds 'q=0:1' --name beta_cell --runs-dir {tmp_path}", cell)
+    job = shell.user_ns["beta_cell"]
+    assert job.wait(120) == "done"
+    q = job.result["posterior"]["q"].values
+    assert 0 < q.min() and q.max() < 1
+
+
+def test_line_form_uses_a_notebook_function(shell, tmp_path):
+    shell.run_cell("import torch\ndef normal2(x):\n    return -0.5 * (x ** 2).sum(1)\n")
+    shell.run_line_magic("sciml", f"flowmc normal2 --dim 2 {FAST} --name line_job --runs-dir {tmp_path}")
+    job = shell.user_ns["line_job"]
+    assert job.wait(120) == "done"
+    assert job.result["posterior"]["x"].shape[-1] == 2
+
+
+def test_mistakes_are_usage_errors(shell):
+    with pytest.raises(UsageError, match="log_prob"):
+        shell.run_cell_magic("sciml", f"flowmc {FAST}", "x = 1\n")
+    with pytest.raises(UsageError, match="unknown metric"):
+        shell.run_cell_magic("sciml", f"flowmc {FAST} --dim 1 --until 'loss<1'",
+                             "def log_prob(x):\n    return -x.sum(1)\n")
+    with pytest.raises(UsageError, match="NAME=LOW:HIGH"):
+        shell.run_line_magic("sciml", f"flowmc normal2 {FAST} --bounds 'q01'")
