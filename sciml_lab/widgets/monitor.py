@@ -220,8 +220,10 @@ class Monitor(anywidget.AnyWidget):
                 self.note = str(exc)
 
     def close(self) -> None:
+        unsubscribe = getattr(self, "_unsubscribe", None)  # absent if __init__ failed
         try:
-            self._unsubscribe()
+            if unsubscribe is not None:
+                unsubscribe()
         finally:
             super().close()
 

@@ -1,0 +1,44 @@
+# The two commands of the README:
+#   make demo   installs sciml_lab and opens the quickstart notebook in JupyterLab
+#   make test   installs sciml_lab with its test extras and runs the whole test suite
+# Both install into .venv (CPU PyTorch 2.13.0: never the multi-GB CUDA build).
+
+PYTHON ?= python3
+VENV   ?= .venv
+PY      = $(VENV)/bin/python
+PIP     = $(PY) -m pip
+
+.PHONY: install install-test demo test bench system-deps clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --upgrade pip
+
+install: $(PY)
+	$(PIP) install "torch==2.13.0"
+	$(PIP) install -e ".[lab,dask]"
+
+install-test: $(PY)
+	$(PIP) install "torch==2.13.0"
+	$(PIP) install -e ".[test]"
+
+demo: install
+	$(PY) -m jupyterlab example_notebooks/00_quickstart.ipynb
+
+# Debian's chromium for the real-browser test (root on Debian/Ubuntu; elsewhere install it yourself)
+system-deps:
+	@if [ ! -x /usr/bin/chromium ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else echo "the browser test needs /usr/bin/chromium: sudo apt-get install chromium"; exit 1; fi; \
+	fi
+
+test: system-deps install-test
+	cd js && npm ci --no-audit --no-fund && npm run build && npm run check
+	$(PY) -m pytest -ra
+
+bench: install-test
+	$(PY) bench/monitor_overhead.py
+
+clean:
+	rm -rf $(VENV) js/node_modules sciml_lab/widgets/static test-artifacts

@@ -1,0 +1,148 @@
+"""The monitor's widget model without a browser: the comm traffic is recorded."""
+
+from __future__ import annotations
+
+import time
+
+import comm
+import numpy as np
+import pytest
+from comm.base_comm import BaseComm
+
+from sciml_lab.runtime import launch
+from sciml_lab.widgets import JobBoard, Monitor
+
+from engines import StepEngine
+
+
+class RecordingComm(BaseComm):
+    """A comm that keeps every message it would send (ipywidgets' DummyComm pattern)."""
+
+    log: list = []
+
+    def publish_msg(self, msg_type, data=None, metadata=None, buffers=None, **keys):
+        RecordingComm.log.append((time.monotonic(), msg_type, data or {}, buffers or []))
+
+
+@pytest.fixture
+def sent(monkeypatch):
+    RecordingComm.log = []
+    monkeypatch.setattr(comm, "create_comm", lambda *a, **k: RecordingComm(*a, **k))
+    return RecordingComm.log
+
+
+def rows_messages(log):
+    return [(t, d["content"], b) for t, kind, d, b in log
+            if kind == "comm_msg" and d.get("method") == "custom" and d["content"].get("type") == "rows"]
+
+
+def decode(msg, buffers):
+    return np.frombuffer(bytes(buffers[0]), dtype="<f8").reshape(msg["n"], 2 + len(msg["names"]))
+
+
+def state_updates(log, key):
+    return [d["state"][key] for _, kind, d, _ in log
+            if kind == "comm_msg" and d.get("method") == "update" and key in d.get("state", {})]
+
+
+def test_fast_engine_is_throttled_to_ten_flushes_a_second_and_loses_no_row(runs, sent):
+    job = launch(StepEngine(steps=10**9), name="fast", start=False, save_every=60)
+    mon = Monitor(job)
+    job.start()
+    time.sleep(2.0)
+    job.stop()
+    job.wait(10)
+    time.sleep(0.3)  # the pump's last flush
+    msgs = rows_messages(sent)
+    steps = np.concatenate([decode(m, b)[:, 0] for _, m, b in msgs])
+    n = job.step
+    assert n > 2000  # thousands of steps a second...
+    np.testing.assert_array_equal(steps, np.arange(1, n + 1))  # ...all delivered, in order, once
+    times = np.array([t for t, _, _ in msgs])
+    assert len(msgs) <= 2.0 * 10 + 3  # <= 10 flushes a second (+ start and end)
+    assert np.min(np.diff(times)) >= 0.09  # never two flushes closer than the 0.1 s period
+    assert mon.flushes == len(msgs)
+
+
+def test_state_follows_the_job_through_its_states(runs, sent):
+    job = launch(StepEngine(steps=30, delay=0.01), name="states", start=False)
+    mon = Monitor(job)
+    assert mon.status == "queued" and mon.job_name == "states" and mon.kind == "teststep"
+    assert mon.spec["badges"][0] == {"label": "|mean|", "metric": "abs_mean", "op": "<", "value": 0.5, "fmt": ".3g"}
+    assert mon.budget_words == ["steps"] and mon.extend_default == {"steps": 10}
+    job.start()
+    job.wait(30)
+    time.sleep(0.3)
+    assert mon.status == "done" and mon.step == 30 and mon.progress == 1.0
+    progress = state_updates(sent, "progress")
+    assert len(set(p for p in progress if p is not None)) >= 3  # progress was streamed, not jumped
+    assert "running" in state_updates(sent, "status")
+    assert mon.metrics["n"] == 30.0
+
+
+def test_failure_shows_message_and_traceback(runs, sent):
+    job = launch(StepEngine(steps=30, fail_at=3), name="fails", start=False)
+    mon = Monitor(job)
+    job.start()
+    job.wait(30)
+    time.sleep(0.3)
+    assert mon.status == "failed"
+    assert "FloatingPointError: test engine failed at step 3" in mon.error
+    assert "Traceback (most recent call last)" in mon.traceback
+
+
+def test_buttons_stop_and_extend_the_job(runs, sent):
+    job = launch(StepEngine(steps=10**6, delay=0.002), name="buttons")
+    mon = Monitor(job)
+    time.sleep(0.2)
+    mon._handle_custom_msg({"type": "stop"}, [])
+    assert job.wait(10) == "stopped"
+    n = job.step
+    mon._handle_custom_msg({"type": "extend", "budget": {"steps": 5}}, [])
+    assert job.wait(10) in ("running", "stopped", "done")
+    # extend adds 5 steps to a budget of 1e6: the job runs on; stop it again
+    time.sleep(0.1)
+    assert job.step > n
+    job.stop()
+    job.wait(10)
+    mon._handle_custom_msg({"type": "extend", "budget": {"loops": 5}}, [])
+    assert "no budget word 'loops'" in mon.note  # a bad request is explained, not raised into the kernel
+
+
+def test_a_late_view_gets_the_whole_history(runs, sent):
+    job = launch(StepEngine(steps=50), name="late")
+    job.wait(30)
+    mon = Monitor(job)  # created after the job ended: %sciml show
+    sent.clear()
+    mon._handle_custom_msg({"type": "sync"}, [])
+    (_, msg, bufs), = rows_messages(sent)
+    assert msg["reset"] is True
+    arr = decode(msg, bufs)
+    np.testing.assert_array_equal(arr[:, 0], np.arange(1, 51))
+    col = msg["names"].index("n")
+    np.testing.assert_array_equal(arr[:, 2 + col], np.arange(1, 51))
+
+
+def test_two_monitors_of_one_job_both_stream(runs, sent):
+    job = launch(StepEngine(steps=40, delay=0.005), name="twice", start=False)
+    a, b = Monitor(job), Monitor(job)
+    job.start()
+    job.wait(30)
+    time.sleep(0.3)
+    assert a.step == b.step == 40 and a.status == b.status == "done"
+    assert a.flushes >= 1 and b.flushes >= 1
+
+
+def test_job_board_lists_jobs(runs, sent):
+    job = launch(StepEngine(steps=5), name="boarded")
+    job.wait(30)
+    board = JobBoard()
+    row = next(r for r in board.rows if r["name"] == "boarded")
+    assert row["status"] == "done" and row["kind"] == "teststep" and row["key"] == "mean"
+    assert row["step"] == 5
+
+
+def test_bad_rate_is_rejected(runs):
+    job = launch(StepEngine(steps=1), name="rate", start=False)
+    with pytest.raises(ValueError, match=r"max_rate: expected updates per second in \(0, 60\], got 0"):
+        Monitor(job, max_rate=0)
