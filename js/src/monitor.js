@@ -50,8 +50,14 @@ function chartSpecs(spec, names) {
   return names.slice(0, 6).map((n) => ({ title: n, series: [n], log_y: false, hlines: [] }));
 }
 
+// Two charts side by side; a container not laid out yet (width 0) gets a guess that
+// fitCharts() corrects once it has a width.
+function chartWidth(containerWidth) {
+  return Math.max(220, Math.min(420, (containerWidth || 700) / 2 - 16));
+}
+
 function makeChart(container, chart, theme) {
-  const width = Math.max(220, Math.min(420, (container.clientWidth || 700) / 2 - 16));
+  const width = chartWidth(container.clientWidth);
   const series = [{ label: "time (s)" }];
   chart.series.forEach((name, i) => {
     series.push({ label: name, stroke: PALETTE[i % PALETTE.length], width: 1.5, spanGaps: true, points: { show: false } });
@@ -130,6 +136,7 @@ function render({ model, el: root }) {
   const s = new Series();
   let plots = [];
   let dirty = false;
+  let unfitted = false; // charts built while the container had no width (not attached, theme switch)
 
   function theme() {
     return {
@@ -144,7 +151,16 @@ function render({ model, el: root }) {
     charts.replaceChildren();
     const th = theme();
     plots = chartSpecs(model.get("spec") || {}, s.names).map((c) => makeChart(charts, c, th));
+    unfitted = !charts.clientWidth;
     dirty = true;
+  }
+
+  function fitCharts() {
+    const w = charts.clientWidth;
+    if (!w) return false;
+    const cw = chartWidth(w);
+    for (const p of plots) if (p.plot.width !== cw) p.plot.setSize({ width: cw, height: p.plot.height });
+    return true;
   }
 
   function drawCharts() {
@@ -234,12 +250,19 @@ function render({ model, el: root }) {
 
   // redraw at most at the display's frame rate, and only when rows arrived
   let raf = 0;
-  const loop = () => { drawCharts(); raf = requestAnimationFrame(loop); };
+  const loop = () => {
+    if (unfitted) unfitted = !fitCharts();
+    drawCharts();
+    raf = requestAnimationFrame(loop);
+  };
   raf = requestAnimationFrame(loop);
 
   // follow JupyterLab's theme: rebuild the charts' colours when it changes
   const observer = new MutationObserver(() => buildCharts());
   observer.observe(document.body, { attributes: true, attributeFilter: ["data-jp-theme-light", "data-jp-theme-name"] });
+  // and the width of the notebook (panel resized, sidebar toggled)
+  const resizer = new ResizeObserver(() => { unfitted = !fitCharts(); });
+  resizer.observe(charts);
 
   renderStatus();
   renderBadges();
@@ -250,6 +273,7 @@ function render({ model, el: root }) {
   return () => {
     cancelAnimationFrame(raf);
     observer.disconnect();
+    resizer.disconnect();
     model.off("msg:custom", onMessage);
     model.off(null, onStatus);
     model.off(null, onBadges);

@@ -67,16 +67,34 @@ class Executor:
         raise NotImplementedError
 
 
-def restore_engine(engine: Any, store: RunStore, record: dict, budgets: tuple[dict, ...]) -> None:
-    """Load the run's checkpoint into ``engine`` and apply pending budgets."""
+def restore_engine(engine: Any, store: RunStore, record: dict) -> None:
+    """Load the run's checkpoint into ``engine``; ``record`` gets its step and time."""
     state = store.read_checkpoint()
     if state is None:
         raise FileNotFoundError(f"no checkpoint to resume from in {store.path}")
     engine.load_state_dict(state["engine"])
     record["step"] = int(state["runtime"]["step"])
     record["elapsed_s"] = float(state["runtime"]["elapsed_s"])
-    for b in budgets:
-        engine.extend(**b)
+
+
+def run_segment(load_engine: Callable[[], Any], link: Any, store: RunStore | None, record: dict, *,
+                save_every: float, resume: bool, budgets: tuple[dict, ...]) -> str:
+    """What every executor runs on its side: get the engine (unpickle it, restore the
+    checkpoint when resuming, apply pending budgets), then drive it. A failure while
+    preparing is reported exactly like a failure inside a step."""
+    try:
+        engine = load_engine()
+        if resume:
+            restore_engine(engine, store, record)
+        for b in budgets:
+            engine.extend(**b)
+    except BaseException as exc:  # noqa: BLE001
+        import traceback
+
+        link.send(("status", "failed", {"error": f"{type(exc).__name__}: {exc}",
+                                        "traceback": traceback.format_exc()}))
+        return "failed"
+    return drive(engine, link, store, record, save_every=save_every)
 
 
 # --------------------------------------------------------------------------- thread
@@ -120,19 +138,8 @@ class ThreadExecutor(Executor):
         link = _QueueLink(on_message)
 
         def target():
-            try:
-                if resume:
-                    restore_engine(engine, store, record, budgets)
-                else:
-                    for b in budgets:
-                        engine.extend(**b)
-            except Exception as exc:  # noqa: BLE001
-                import traceback
-
-                on_message(("status", "failed", {"error": f"{type(exc).__name__}: {exc}",
-                                                 "traceback": traceback.format_exc()}))
-                return
-            drive(engine, link, store, record, save_every=save_every)
+            run_segment(lambda: engine, link, store, record, save_every=save_every, resume=resume,
+                        budgets=budgets)
 
         t = threading.Thread(target=target, name=f"sciml-job-{record.get('name')}", daemon=True)
         t.start()
@@ -157,7 +164,7 @@ class _PipeLink:
 
 
 def _child_main(address: str, authkey: bytes) -> None:
-    """Entry point of a process worker (``python -m sciml_lab.runtime.executors``).
+    """Entry point of a process worker (a ``python -c`` started by ProcessExecutor).
 
     The worker is a fresh interpreter started with ``subprocess``, not a
     multiprocessing child: it never re-imports the user's ``__main__``, so a plain
@@ -172,24 +179,9 @@ def _child_main(address: str, authkey: bytes) -> None:
         if p not in sys.path:
             sys.path.insert(0, p)
     link = _PipeLink(conn)
-    try:
-        engine = cloudpickle.loads(setup["payload"])
-        store = RunStore(setup["store_path"]) if setup["store_path"] else None
-        record = setup["record"]
-        if setup["resume"]:
-            restore_engine(engine, store, record, setup["budgets"])
-        else:
-            for b in setup["budgets"]:
-                engine.extend(**b)
-    except BaseException as exc:  # noqa: BLE001
-        import traceback
-
-        link.send(("status", "failed", {"error": f"{type(exc).__name__}: {exc}",
-                                        "traceback": traceback.format_exc()}))
-        conn.close()
-        return
-    # a pipe message per step costs ~10 us: no batching, so a slow step never holds back earlier events
-    drive(engine, link, store, record, save_every=setup["save_every"])
+    run_segment(lambda: cloudpickle.loads(setup["payload"]), link,
+                RunStore(setup["store_path"]) if setup["store_path"] else None, setup["record"],
+                save_every=setup["save_every"], resume=setup["resume"], budgets=setup["budgets"])
     conn.close()
 
 
@@ -326,21 +318,8 @@ def _dask_main(payload: bytes, out_name: str, in_name: str, store_path: str | No
     import cloudpickle
 
     link = _DaskLink(out_name, in_name)
-    try:
-        engine = cloudpickle.loads(payload)
-        store = RunStore(store_path) if store_path else None
-        if resume:
-            restore_engine(engine, store, record, budgets)
-        else:
-            for b in budgets:
-                engine.extend(**b)
-    except BaseException as exc:  # noqa: BLE001
-        import traceback
-
-        link.send(("status", "failed", {"error": f"{type(exc).__name__}: {exc}",
-                                        "traceback": traceback.format_exc()}))
-        return "failed"
-    final = drive(engine, link, store, record, save_every=save_every)
+    final = run_segment(lambda: cloudpickle.loads(payload), link, RunStore(store_path) if store_path else None,
+                        record, save_every=save_every, resume=resume, budgets=budgets)
     link.send(("exited", 0))
     link.close()
     return final
