@@ -25,3 +25,17 @@ def artifacts():
 
 def pytest_configure(config):
     os.environ.setdefault("PYTHONHASHSEED", "0")
+
+
+@pytest.fixture(autouse=True)
+def isolated_jobs():
+    """Each test starts with an empty job registry (names are unique per kernel, and
+    the test session is one kernel); jobs a test left running are stopped."""
+    from sciml_lab.runtime import job as jobmod
+
+    yield
+    for j in list(jobmod._JOBS.values()):
+        if j is not None and j.status in ("queued", "running"):
+            j.stop(grace=2.0)
+            j.wait(15)
+    jobmod._JOBS.clear()
