@@ -1,6 +1,8 @@
-// Bundles src/*.js (with uPlot) into ../sciml_lab/widgets/static as ES modules for anywidget.
+// Bundles src/*.js (with uPlot and KaTeX) into ../sciml_lab/widgets/static as ES modules for
+// anywidget, and src/monitor.css (with uPlot's and KaTeX's CSS, KaTeX's woff2 fonts inlined)
+// into monitor.css.
 import * as esbuild from "esbuild";
-import { readFileSync, writeFileSync, mkdirSync } from "node:fs";
+import { mkdirSync } from "node:fs";
 
 const out = new URL("../sciml_lab/widgets/static/", import.meta.url).pathname;
 mkdirSync(out, { recursive: true });
@@ -13,7 +15,13 @@ await esbuild.build({
   outdir: out,
   logLevel: "warning",
 });
-const uplotCss = readFileSync(new URL("./node_modules/uplot/dist/uPlot.min.css", import.meta.url), "utf8");
-const ownCss = readFileSync(new URL("./src/monitor.css", import.meta.url), "utf8");
-writeFileSync(out + "monitor.css", uplotCss + "\n" + ownCss);
+await esbuild.build({
+  entryPoints: { monitor: "src/styles.css" },
+  bundle: true,
+  minify: true,
+  outdir: out,
+  // every browser JupyterLab supports reads woff2: older formats are dropped, not shipped
+  loader: { ".woff2": "dataurl", ".woff": "empty", ".ttf": "empty" },
+  logLevel: "warning",
+});
 console.log("built", out);

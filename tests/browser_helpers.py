@@ -190,6 +190,7 @@ JS_MONITORS = """() => Array.from(document.querySelectorAll('.sciml-monitor')).m
     progress: bar ? bar.getAttribute('data-progress') : null,
     stats: stats ? stats.textContent : null,
     badges: m.querySelectorAll('.sciml-badge').length,
+    latex: m.querySelectorAll('.sciml-view .sciml-latex .katex').length,
     canvases: canvases.length,
     canvasSizes: canvases.map((c) => [c.width, c.height]),
   };

@@ -56,6 +56,13 @@ class StepEngine:
         m = self.total / self.n
         return {"draw": x, "mean": m, "abs_mean": abs(m), "n": self.n}
 
+    def live_view(self) -> dict[str, Any]:
+        """The last three draws, with the running mean typeset in LaTeX."""
+        rows = [[i + 1, self.draws[i], rf"\bar{{x}}_{{{i + 1}}} = {sum(self.draws[: i + 1]) / (i + 1):.3f}"]
+                for i in range(max(0, self.n - 3), self.n)]
+        return {"title": "latest draws", "columns": ["step", "draw", "running mean"], "rows": rows,
+                "latex": ["running mean"]}
+
     def done(self) -> bool:
         return self.n >= self.budget
 

@@ -156,6 +156,7 @@ def _run(page, lab, nb: str, artifacts: Path) -> None:
         assert last[i]["canvases"] >= 2, f"monitor {i}: expected the engine's 2 uPlot charts: {last[i]}"
         assert all(w > 100 and h > 50 for w, h in last[i]["canvasSizes"]), last[i]["canvasSizes"]
         assert last[i]["badges"] >= 1, f"monitor {i}: no .sciml-badge: {last[i]}"
+        assert last[i]["latex"] == 3, f"monitor {i}: the live view's LaTeX was not typeset: {last[i]}"
         ink = page.evaluate(JS_CHART_INK, i)
         assert all(n > 150 for n in ink), f"monitor {i}: a chart has no drawn series (coloured pixels {ink})"
     assert page.locator(".sciml-monitor .sciml-badge").first.text_content().startswith("|mean|")

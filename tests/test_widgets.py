@@ -146,3 +146,20 @@ def test_bad_rate_is_rejected(runs):
     job = launch(StepEngine(steps=1), name="rate", start=False)
     with pytest.raises(ValueError, match=r"max_rate: expected updates per second in \(0, 60\], got 0"):
         Monitor(job, max_rate=0)
+
+
+def test_live_view_reaches_the_widget_at_most_four_times_a_second(runs, sent):
+    job = launch(StepEngine(steps=10**9), name="viewed", start=False, save_every=60)
+    mon = Monitor(job)
+    job.start()
+    time.sleep(1.5)
+    job.stop()
+    job.wait(10)
+    time.sleep(0.3)
+    views = state_updates(sent, "view")
+    assert 2 <= len(views) <= 1.5 * 4 + 3  # the loop sends a view every 0.25 s at most (+ the final one)
+    last = mon.view
+    assert last["columns"] == ["step", "draw", "running mean"] and last["latex"] == ["running mean"]
+    n = job.step
+    assert [r[0] for r in last["rows"]] == [n - 2, n - 1, n]  # the final view is the final state
+    assert last["rows"][-1][2].startswith(r"\bar{x}_{" + str(n) + "}")

@@ -4,6 +4,7 @@
 // rows arrive as custom messages carrying one float64 buffer of shape
 // (n, 2 + names.length): step, wall_time, then the metrics in `names` order.
 import uPlot from "uplot";
+import katex from "katex";
 import { decodeRows, formatSeconds, badgeState, formatValue } from "./util.js";
 
 const PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#17becf", "#8c564b", "#e377c2"];
@@ -58,7 +59,8 @@ function chartWidth(containerWidth) {
 
 function makeChart(container, chart, theme) {
   const width = chartWidth(container.clientWidth);
-  const series = [{ label: "time (s)" }];
+  const xLabel = chart.x || "time (s)";
+  const series = [{ label: xLabel }];
   chart.series.forEach((name, i) => {
     series.push({ label: name, stroke: PALETTE[i % PALETTE.length], width: 1.5, spanGaps: true, points: { show: false } });
   });
@@ -71,7 +73,7 @@ function makeChart(container, chart, theme) {
     width,
     height: 170,
     scales: { x: { time: false }, y: { distr: chart.log_y ? 3 : 1 } },
-    axes: [{ ...axis }, { ...axis, size: 56 }],
+    axes: [{ ...axis, label: xLabel, labelSize: 16, labelFont: "11px sans-serif" }, { ...axis, size: 56 }],
     series,
     legend: { live: false },
     cursor: { drag: { x: true, y: false } },
@@ -83,9 +85,19 @@ function makeChart(container, chart, theme) {
 }
 
 function chartData(s, chart) {
-  const x = s.wall;
+  // abscissa: wall time, or a metric the engine names (e.g. the number of simulator runs);
+  // rows where that metric is missing are left out
+  let keep = null;
+  let x = s.wall;
+  if (chart.x) {
+    const col = s.cols[chart.x] || [];
+    keep = [];
+    col.forEach((v, i) => { if (v !== null) keep.push(i); });
+    x = keep.map((i) => col[i]);
+  }
+  const pick = (arr) => (keep ? keep.map((i) => arr[i]) : arr);
   const data = [x];
-  for (const name of chart.series) data.push(s.cols[name] || new Array(x.length).fill(null));
+  for (const name of chart.series) data.push(s.cols[name] ? pick(s.cols[name]) : new Array(x.length).fill(null));
   for (const v of chart.hlines || []) data.push(new Array(x.length).fill(v));
   if (chart.log_y) {
     for (let i = 1; i < data.length; i++) data[i] = data[i].map((v) => (v !== null && v > 0 ? v : null));
@@ -111,6 +123,7 @@ function render({ model, el: root }) {
 
   const badges = el("div", "sciml-badges");
   const note = el("div", "sciml-note");
+  const view = el("div", "sciml-view");
   const charts = el("div", "sciml-charts");
 
   const controls = el("div", "sciml-controls");
@@ -131,7 +144,7 @@ function render({ model, el: root }) {
   details.append(summary, pre);
   errorBox.append(errorMsg, details);
 
-  box.append(head, bar, badges, note, charts, controls, errorBox);
+  box.append(head, bar, badges, note, charts, view, controls, errorBox);
 
   const s = new Series();
   let plots = [];
@@ -181,6 +194,35 @@ function render({ model, el: root }) {
       e.dataset.state = st;
       badges.appendChild(e);
     }
+  }
+
+  // an engine's live table (e.g. the Pareto front of equations), columns in `latex` typeset by KaTeX
+  function renderView() {
+    const v = model.get("view") || {};
+    view.replaceChildren();
+    if (!v.columns || !v.rows) { view.style.display = "none"; return; }
+    view.style.display = "";
+    if (v.title) view.appendChild(el("div", "sciml-view-title", v.title));
+    const table = el("table", "sciml-view-table");
+    const head = el("tr");
+    for (const c of v.columns) head.appendChild(el("th", "", c));
+    table.appendChild(head);
+    const latex = new Set(v.latex || []);
+    for (const row of v.rows) {
+      const tr = el("tr");
+      row.forEach((cell, j) => {
+        const td = el("td");
+        if (latex.has(v.columns[j]) && typeof cell === "string") {
+          td.className = "sciml-latex";
+          td.innerHTML = katex.renderToString(cell, { throwOnError: false, displayMode: false });
+        } else {
+          td.textContent = typeof cell === "number" ? formatValue(cell, ".4g") : String(cell ?? "");
+        }
+        tr.appendChild(td);
+      });
+      table.appendChild(tr);
+    }
+    view.appendChild(table);
   }
 
   function renderStatus() {
@@ -245,6 +287,7 @@ function render({ model, el: root }) {
   const onExtend = () => renderExtend();
   model.on("change:status change:progress change:eta change:step change:elapsed change:error change:traceback change:note change:job_name change:kind change:run_dir", onStatus);
   model.on("change:metrics change:spec", onBadges);
+  model.on("change:view", renderView);
   model.on("change:budget_words change:extend_default", onExtend);
   model.on("change:spec", buildCharts);
 
@@ -266,6 +309,7 @@ function render({ model, el: root }) {
 
   renderStatus();
   renderBadges();
+  renderView();
   renderExtend();
   buildCharts();
   model.send({ type: "sync" }); // ask for the whole history (late or second views)
@@ -279,6 +323,7 @@ function render({ model, el: root }) {
     model.off(null, onBadges);
     model.off(null, onExtend);
     model.off("change:spec", buildCharts);
+    model.off("change:view", renderView);
     plots.forEach((p) => p.plot.destroy());
   };
 }

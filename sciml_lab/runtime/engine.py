@@ -79,6 +79,11 @@ class Engine(Protocol):
         """Rebuild an engine from ``config()`` plus objects that cannot be stored as
         data (a user's log-density or simulator), passed by name."""
 
+    # Optional, not part of the runtime check:
+    #   default_extend() -> dict        what the monitor's Extend button pays for by default
+    #   live_view() -> dict             a small table the monitor shows live (at most ~4 Hz):
+    #       {"title": str, "columns": [str], "rows": [[str | float]], "latex": [column names]}
+
 
 _OPS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
 _CRITERION = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(<=|>=|<|>)\s*([-+0-9.eE]+|inf)\s*$")

@@ -124,6 +124,7 @@ class Job:
         self._data = data
         self._data_stale = False
         self._saved_step = -1
+        self.view: dict[str, Any] | None = None  # the engine's latest live_view(), if it has one
         self.error: str | None = None
         self.traceback: str | None = None
         self.record: dict[str, Any] = record or {}
@@ -397,6 +398,8 @@ class Job:
                 if status in FINAL_STATES:
                     self._pending_extends.clear()
             self._set_status(status, info)
+        elif kind == "view":
+            self.view = msg[1]
         elif kind == "extended":
             with self._cond:
                 if msg[1] in self._pending_extends:

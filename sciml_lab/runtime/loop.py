@@ -10,6 +10,7 @@ Messages sent by the loop:
     ("events", [(step, wall_time, metrics, progress), ...])   live metrics, in batches
     ("extended", budget)                          an extend command was applied
     ("saved", step, tree_or_None)                 result.nc and the checkpoint were written
+    ("view", table)                               the engine's optional live_view(), at most 4 Hz
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ from .engine import Engine
 from .store import RunStore
 
 __all__ = ["Link", "drive", "stamp_attrs", "clean_metrics"]
+
+VIEW_PERIOD_S = 0.25
 
 
 class Link(Protocol):
@@ -113,6 +116,15 @@ def drive(
     record.update(started=record.get("started") or now_iso())
     link.send(("status", "running", {}))
     metrics: dict[str, float] = dict(record.get("metrics") or {})
+    live_view = getattr(engine, "live_view", None)
+    last_view = -math.inf
+
+    def send_view() -> None:
+        nonlocal last_view
+        if live_view is not None:
+            link.send(("view", live_view()))
+            last_view = time.monotonic()
+
     try:
         save("running")  # the run folder holds a readable result from the first moment
         last_save = time.monotonic()
@@ -138,9 +150,12 @@ def drive(
             link.send(("events", [ev]))
             if events_log is not None:
                 events_log.write(json.dumps({"step": ev[0], "wall_time": ev[1], "metrics": metrics}) + "\n")
+            if live_view is not None and time.monotonic() - last_view >= VIEW_PERIOD_S:
+                send_view()
             if want_snapshot or time.monotonic() - last_save >= save_every:
                 save("running", metrics)
                 last_save = time.monotonic()
+        send_view()
         save(final, metrics)
         link.send(("status", final, {}))
         return final

@@ -33,6 +33,19 @@ def _finite_or_none(x: float) -> float | None:
     return float(x) if isinstance(x, (int, float)) and math.isfinite(x) else None
 
 
+def _json_safe(x: Any) -> Any:
+    """NaN/inf become None (JSON has no NaN); containers are walked."""
+    if isinstance(x, float):
+        return x if math.isfinite(x) else None
+    if isinstance(x, dict):
+        return {str(k): _json_safe(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_json_safe(v) for v in x]
+    if isinstance(x, (np.floating, np.integer)):
+        return _json_safe(x.item())
+    return x
+
+
 class _Pump:
     """One daemon thread that flushes every live widget at a fixed rate."""
 
@@ -106,6 +119,7 @@ class Monitor(anywidget.AnyWidget):
     budget_words = t.List(t.Unicode()).tag(sync=True)
     extend_default = t.Dict().tag(sync=True)
     run_dir = t.Unicode("").tag(sync=True)
+    view = t.Dict().tag(sync=True)  # the engine's live table (e.g. a Pareto front in LaTeX)
 
     def __init__(self, job, max_rate: float = 10.0, **kwargs: Any):
         if not (isinstance(max_rate, (int, float)) and 0 < max_rate <= 60):
@@ -119,6 +133,7 @@ class Monitor(anywidget.AnyWidget):
         self._pending: list[list[float]] = []
         self._status_dirty = True
         self._last_flush = 0.0
+        self._last_view = None
         self.flushes = 0  # messages of rows sent (tests and benchmarks read it)
         engine = job.engine
         spec = engine.monitor.to_json() if engine is not None else {"charts": [], "badges": [], "key": None, "note": ""}
@@ -175,7 +190,9 @@ class Monitor(anywidget.AnyWidget):
             names = list(self._names)
             buf = self._rows_buffer(rows) if rows else None
         running = job.status == "running"
-        if not rows and not status_dirty and not running:
+        view = job.view
+        new_view = view is not None and view is not self._last_view
+        if not rows and not status_dirty and not running and not new_view:
             return
         self._last_flush = now
         with self.hold_sync():
@@ -186,6 +203,9 @@ class Monitor(anywidget.AnyWidget):
             self.eta = _finite_or_none(job.eta)
             if rows:
                 self.metrics = {k: _finite_or_none(v) for k, v in job.metrics.items()}
+            if new_view:
+                self.view = _json_safe(view)
+                self._last_view = view
             if status_dirty:
                 self.error = job.error or ""
                 self.traceback = job.traceback or ""
