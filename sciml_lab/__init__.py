@@ -32,9 +32,9 @@ def open(path: "str | Path", executor: str = "thread", **objects: Any) -> Job:  
     Example:
         >>> import tempfile, sciml_lab
         >>> root = tempfile.mkdtemp()
-        >>> sciml_lab.demo.estimate_pi(steps=3, name="pi", runs_dir=root).wait(30)
+        >>> first = sciml_lab.demo.estimate_pi(steps=3, name="pi", runs_dir=root); first.wait(30)
         'done'
-        >>> job = sciml_lab.open(f"{root}/pi"); job.extend(steps=2); job.wait(30)
+        >>> job = sciml_lab.open(first.store.path); job.extend(steps=2); job.wait(30)
         'done'
         >>> job.step
         5

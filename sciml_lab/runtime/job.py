@@ -527,9 +527,9 @@ def open_run(path: "str | Path", executor: "str | Executor" = "thread", **object
         >>> import tempfile
         >>> from sciml_lab.demo import PiEngine
         >>> root = tempfile.mkdtemp()
-        >>> launch(PiEngine(steps=3), name="pi", runs_dir=root).wait(30)
+        >>> job = launch(PiEngine(steps=3), name="pi", runs_dir=root); job.wait(30)
         'done'
-        >>> open_run(f"{root}/pi").step
+        >>> open_run(job.store.path).step   # here, this kernel's own job comes back
         3
     """
     from .engine import engine_class
