@@ -57,3 +57,30 @@ def test_binder_environment_is_cpu_torch_and_installs_the_package():
     post = (ROOT / "binder" / "postBuild").read_text()
     assert "pip install" in post and " -e ." in post
     assert (ROOT / "binder" / "postBuild").stat().st_mode & 0o111
+
+
+def test_process_executor_runs_code_defined_in_a_notebook_cell(tmp_path):
+    """Functions and classes defined in cells travel to the worker by cloudpickle."""
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        nbformat.v4.new_code_cell("%load_ext sciml_lab"),
+        nbformat.v4.new_code_cell(
+            "import math\n"
+            "from sciml_lab.demo import PiEngine\n"
+            "from sciml_lab.runtime import launch\n"
+            "def bias(x):            # a function that exists only in this kernel\n"
+            "    return x + 1.0\n"
+            "class Shifted(PiEngine):  # so does this class\n"
+            "    def step(self):\n"
+            "        m = dict(super().step())\n"
+            "        m['shifted'] = bias(m['estimate'])\n"
+            "        return m\n"
+            "job = launch(Shifted(samples_per_step=10_000, steps=20), name='cell', executor='process')\n"
+            "print(job.wait(120), job.step, round(job.metrics['shifted'] - job.metrics['estimate'], 12))"
+        ),
+    ]
+    path = tmp_path / "cell.ipynb"
+    nbformat.write(nb, path)
+    out = execute(path, tmp_path)
+    text = outputs_text(out)
+    assert "done 20 1.0" in text, text[-2000:]
