@@ -84,3 +84,40 @@ def test_process_executor_runs_code_defined_in_a_notebook_cell(tmp_path):
     out = execute(path, tmp_path)
     text = outputs_text(out)
     assert "done 20 1.0" in text, text[-2000:]
+
+
+def test_kernel_restart_then_open_and_extend_continues_the_run(tmp_path):
+    """One kernel runs and stops a job; a second kernel reopens it with %sciml open and
+    extends it: the result continues the same random stream (same as an unbroken run)."""
+    first = nbformat.v4.new_notebook()
+    first.cells = [
+        nbformat.v4.new_code_cell("%load_ext sciml_lab"),
+        nbformat.v4.new_code_cell("%sciml pi --steps 100000 --samples 1000 --delay 0.005 --name run --no-monitor"),
+        nbformat.v4.new_code_cell("import time; time.sleep(1.0)\n%sciml stop run --wait\nprint('STOPPED AT', run.step)"),
+    ]
+    second = nbformat.v4.new_notebook()
+    second.cells = [
+        nbformat.v4.new_code_cell("%load_ext sciml_lab"),
+        nbformat.v4.new_code_cell("%sciml open sciml-runs/run --name again --no-monitor"),
+        nbformat.v4.new_code_cell(
+            "n0 = again.step\nagain.engine.budget = n0  # pay exactly 25 more steps\n"
+            "%sciml extend run --steps 25\n"
+            "again.wait(60)\nprint('RESUMED', n0, again.step, again.status, "
+            "float(again.result['estimate']['pi_hat']))"),
+    ]
+    for nb, name in ((first, "first.ipynb"), (second, "second.ipynb")):
+        nbformat.write(nb, tmp_path / name)
+    text1 = outputs_text(execute(tmp_path / "first.ipynb", tmp_path))
+    n_stop = int(re.search(r"STOPPED AT (\d+)", text1).group(1))
+    text2 = outputs_text(execute(tmp_path / "second.ipynb", tmp_path))
+    m = re.search(r"RESUMED (\d+) (\d+) (\w+) ([\d.]+)", text2)
+    assert m, text2[-2000:]
+    n0, n1, status, pi_hat = int(m.group(1)), int(m.group(2)), m.group(3), float(m.group(4))
+    assert n0 == n_stop and n1 == n_stop + 25 and status == "done"
+    # the same numbers as an unbroken run of n1 steps with the same seed
+    from sciml_lab.demo import PiEngine
+
+    ref = PiEngine(samples_per_step=1000, steps=n1, seed=0)
+    while not ref.done():
+        last = ref.step()
+    assert pi_hat == last["estimate"]
