@@ -208,8 +208,8 @@ function render({ model, el: root }) {
     for (const c of v.columns) head.appendChild(el("th", "", c));
     table.appendChild(head);
     const latex = new Set(v.latex || []);
-    for (const row of v.rows) {
-      const tr = el("tr");
+    v.rows.forEach((row, i) => {
+      const tr = el("tr", i === v.selected ? "sciml-selected" : "");
       row.forEach((cell, j) => {
         const td = el("td");
         if (latex.has(v.columns[j]) && typeof cell === "string") {
@@ -221,7 +221,7 @@ function render({ model, el: root }) {
         tr.appendChild(td);
       });
       table.appendChild(tr);
-    }
+    });
     view.appendChild(table);
   }
 

@@ -1,0 +1,57 @@
+"""``%sciml symreg DATA`` in a real IPython shell."""
+
+from __future__ import annotations
+
+import pytest
+
+IPython = pytest.importorskip("IPython")
+from IPython.core.error import UsageError  # noqa: E402
+from IPython.testing.globalipapp import start_ipython  # noqa: E402
+
+FAST = "--ops '+ - * /' --iterations 40 --islands 2 --population 32 --device cpu --no-monitor"
+
+
+@pytest.fixture(scope="module")
+def shell():
+    ip = start_ipython()
+    ip.run_line_magic("load_ext", "sciml_lab")
+    ip.run_cell(
+        "import numpy as np, pandas as pd\n"
+        "rng = np.random.default_rng(0)\n"
+        "df = pd.DataFrame({'m': rng.uniform(1, 3, 80), 'v': rng.uniform(1, 3, 80)})\n"
+        "df['E'] = 0.5 * df.m * df.v ** 2\n"
+        "X, y = df[['m', 'v']].to_numpy(), df.E.to_numpy()\n"
+    )
+    return ip
+
+
+def test_dataframe_launch_binds_the_job_and_finds_the_law(shell, tmp_path):
+    shell.run_line_magic("sciml", f"symreg df --target E {FAST} --name energy --runs-dir {tmp_path}")
+    job = shell.user_ns["energy"]
+    assert job.wait(120) == "done"
+    from sciml_lab.symreg import equation, is_exact_recovery
+
+    assert is_exact_recovery(equation(job.result), "m*v**2/2", ["m", "v"])
+    assert job.result.attrs["target"] == "E"
+
+
+def test_pair_of_arrays_and_feature_subset(shell, tmp_path):
+    shell.run_line_magic("sciml", f"symreg X y {FAST} --iterations 2 --name pair --runs-dir {tmp_path}")
+    assert shell.user_ns["pair"].wait(120) == "done"
+    shell.run_line_magic("sciml", f"symreg df --target E --features m {FAST} --iterations 2 --name sub "
+                                  f"--runs-dir {tmp_path}")
+    assert shell.user_ns["sub"].wait(120) == "done"
+    assert shell.user_ns["sub"].result.attrs["features"] == '["m"]'
+
+
+def test_mistakes_are_usage_errors(shell):
+    with pytest.raises(UsageError, match="target"):
+        shell.run_line_magic("sciml", f"symreg df {FAST}")
+    with pytest.raises(UsageError, match="unknown operator 'sinh'"):
+        shell.run_line_magic("sciml", "symreg df --target E --ops '+ sinh' --no-monitor")
+    with pytest.raises(UsageError, match="no variable named 'nope'"):
+        shell.run_line_magic("sciml", "symreg nope --target E")
+    with pytest.raises(UsageError, match="stop-loss"):
+        shell.run_line_magic("sciml", "symreg df --target E --stop-loss tiny")
+    with pytest.raises(UsageError, match="y: expected the target"):
+        shell.run_line_magic("sciml", f"symreg X {FAST}")
