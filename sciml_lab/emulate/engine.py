@@ -1,0 +1,705 @@
+"""The emulator engine: design, simulator runs, fitting and validation as a live job.
+
+A run alternates *batches*: choose points (a space-filling initial design, then
+active learning where the emulator is least certain), run the simulator on them
+over a pool of worker threads, refit the emulator, validate it (exact
+leave-one-out for a GP, a held-out fifth of the runs for an ensemble) and record
+normalised RMSE, 95 % coverage and NLL against the number of runs. A ``step`` waits
+at most ``poll`` seconds for simulator calls, so a slow simulator never blocks a
+stop request; the batch's refit happens in the step that collects its last run.
+
+With data instead of a simulator the engine fits once and validates.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import json
+import math
+import time
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+import torch
+import xarray as xr
+
+from ..device import resolve_device
+from ..runtime.engine import Badge, Chart, MonitorSpec, parse_criteria, register_engine
+from .design import DESIGNS, candidates, initial_design, select_batch
+from .emulator import Emulator, OutputLayout, small_problem_threads
+from .sensitivity import sobol_indices
+from .simulator import Simulator, SimulatorRun, describe_error
+
+__all__ = ["EmulateEngine", "METRICS", "parse_bounds_spec", "table_from_data"]
+
+METRICS = ("runs", "failed", "nrmse", "coverage", "nll", "raw_coverage", "calibration_scale", "fit_time")
+_VALIDATION_VARS = ("runs", "n_train", "failed", "nrmse", "coverage", "nll", "raw_coverage", "calibration_scale",
+                    "fit_time", "wall_time")
+_RESERVED = {"inputs", "failed", "error", "batch", "attempts", "run", "input"}
+
+
+def _monitor(until: str | None) -> MonitorSpec:
+    nrmse_badge, coverage_badge = "nrmse<0.01", "coverage>0.9"
+    for c in parse_criteria(until):
+        if c.metric == "nrmse":
+            nrmse_badge = str(c)
+        elif c.metric == "coverage":
+            coverage_badge = str(c)
+    return MonitorSpec(
+        charts=(
+            Chart("error vs runs", ("nrmse",), log_y=True, x="runs"),
+            Chart("95% coverage", ("coverage", "raw_coverage"), hlines=(0.95,), x="runs"),
+            Chart("NLL per value", ("nll",), x="runs"),
+            Chart("runs done / failed", ("runs", "failed")),
+        ),
+        badges=(Badge("NRMSE", nrmse_badge, ".2g"), Badge("coverage", coverage_badge, ".2f")),
+        key="nrmse",
+    )
+
+
+def parse_bounds_spec(bounds: Mapping[str, Any], log_inputs: Sequence[str] = ()) -> tuple[dict, list[str]]:
+    """Check ``{"name": (low, high)}`` or ``(low, high, "log")``; returns bounds and log inputs.
+
+    Example:
+        >>> parse_bounds_spec({"a": (0, 1), "k": (1e-3, 10, "log")})
+        ({'a': (0.0, 1.0), 'k': (0.001, 10.0)}, ['k'])
+    """
+    if not isinstance(bounds, Mapping) or not bounds:
+        raise ValueError(f"bounds: expected a dict {{name: (low, high)}} with at least one input, got {bounds!r}")
+    out, logs = {}, [str(k) for k in log_inputs]
+    for name, spec in bounds.items():
+        spec = list(spec) if isinstance(spec, (tuple, list)) else spec
+        if not isinstance(spec, list) or len(spec) not in (2, 3) or (len(spec) == 3 and spec[2] not in ("log", "lin")):
+            raise ValueError(f"bounds: {name!r} must be (low, high) or (low, high, 'log'), got {spec!r}")
+        try:
+            lo, hi = float(spec[0]), float(spec[1])
+        except (TypeError, ValueError):
+            raise ValueError(f"bounds: {name!r} has a bound that is not a number: {spec!r}") from None
+        if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
+            raise ValueError(f"bounds: {name!r} needs finite low < high, got ({spec[0]}, {spec[1]})")
+        if len(spec) == 3 and spec[2] == "log" and name not in logs:
+            logs.append(str(name))
+        if name in logs and lo <= 0:
+            raise ValueError(f"bounds: log-scaled input {name!r} needs low > 0, got {lo}")
+        if str(name) in _RESERVED:
+            raise ValueError(f"bounds: {name!r} is a reserved name; rename the input")
+        out[str(name)] = (lo, hi)
+    unknown = [k for k in logs if k not in out]
+    if unknown:
+        raise ValueError(f"log_inputs: {unknown} are not among the inputs {list(out)}")
+    return out, logs
+
+
+def table_from_data(data: Any, inputs: Sequence[str] | None, outputs: Sequence[str] | None
+                    ) -> tuple[np.ndarray, np.ndarray, list[str], list[dict]]:
+    """Inputs ``(n, d)``, outputs ``(n, m)``, input names and output layout from a
+    Dataset, a DataFrame, a dict of columns or a tuple ``(X, Y)``.
+
+    Example:
+        >>> x, y, names, lay = table_from_data({"a": [0, 1], "y": [1, 2]}, ["a"], ["y"])
+        >>> x.shape, y.shape, names
+        ((2, 1), (2, 1), ['a'])
+    """
+    if isinstance(data, tuple) and len(data) == 2:
+        x = np.asarray(data[0], dtype=float)
+        y = np.asarray(data[1], dtype=float)
+        x = x[:, None] if x.ndim == 1 else x
+        y = y[:, None] if y.ndim == 1 else y
+        if x.ndim != 2 or y.ndim != 2 or len(x) != len(y):
+            raise ValueError(f"data: (X, Y) must be arrays (n, d) and (n, m) with the same n, got {x.shape} and {y.shape}")
+        names = list(inputs) if inputs else [f"x{i}" for i in range(x.shape[1])]
+        outs = list(outputs) if outputs else (["y"] if y.shape[1] == 1 else [f"y{i}" for i in range(y.shape[1])])
+        if len(names) != x.shape[1] or len(outs) != y.shape[1]:
+            raise ValueError(f"inputs/outputs: {len(names)} input and {len(outs)} output names for arrays with "
+                             f"{x.shape[1]} and {y.shape[1]} columns")
+        return x, y, names, [{"name": o} for o in outs]
+    if not (isinstance(data, (xr.Dataset, dict)) or hasattr(data, "columns")):
+        raise ValueError(f"data: expected an xarray Dataset, a pandas DataFrame, a dict of columns or a tuple (X, Y), "
+                         f"got {type(data).__name__}")
+    if not inputs or not outputs:
+        raise ValueError("inputs/outputs: name the input and output columns, e.g. inputs=['a', 'b'], outputs=['y']")
+    missing = [k for k in (*inputs, *outputs) if k not in data]
+    if missing:
+        raise ValueError(f"inputs/outputs: {missing} not found in the data")
+    x = np.stack([np.asarray(data[k], dtype=float).reshape(-1) for k in inputs], 1)
+    y = np.stack([np.asarray(data[k], dtype=float).reshape(-1) for k in outputs], 1)
+    return x, y, list(inputs), [{"name": o} for o in outputs]
+
+
+def _copy(a: np.ndarray) -> torch.Tensor:
+    # a fresh torch storage: numpy arrays unpickled in a worker process can share one
+    # buffer between empty arrays of different dtypes, which torch.save refuses
+    return torch.tensor(np.ascontiguousarray(a))
+
+
+@register_engine
+class EmulateEngine:
+    """Emulate a slow simulator (or fit data) with calibrated uncertainty, batch by batch.
+
+    Arguments:
+        simulator: ``f(**params)`` or ``f(row)`` returning a number, a 1-D array, a
+            DataArray or a dict of those (see :mod:`sciml_lab.emulate.simulator`).
+        bounds: ``{name: (low, high)}`` or ``(low, high, "log")`` per input.
+        data: instead of a simulator: a Dataset, DataFrame, dict or ``(X, Y)``.
+        inputs / outputs: column names in ``data``.
+        budget: simulator runs to pay for (``extend(budget=N)`` pays for more).
+            Default 10 × the number of inputs × 5 (at least 50).
+        log_inputs: inputs scaled logarithmically (alternative to ``"log"`` in bounds).
+        model: ``"auto"`` (a GP up to a budget of 1500 runs and 10 output columns
+            after PCA, else a deep ensemble), ``"gp"`` or ``"ensemble"``.
+        until: convergence target on the validation metrics, e.g. ``"nrmse<0.01"``.
+        n_initial: size of the space-filling initial design (default
+            ``min(10 × inputs, budget / 2)``, at least inputs + 2).
+        batch_size: points per active-learning batch (default ``max(inputs, budget / 10)``).
+        design: ``"sobol"``, ``"lhs"`` or ``"random"`` initial design.
+        acquisition: ``"variance"`` (greedy max predictive variance) or ``"random"``.
+        explore: share of each active-learning batch that continues the
+            space-filling design instead (robustness against a misfitted model).
+        n_workers: threads calling the simulator concurrently.
+        n_components: PCA components for long vector outputs (default: up to 10,
+            when an output has more than 10 values).
+        recalibrate: rescale the predictive std when validation coverage is off.
+        n_sobol: base sample of the Sobol' indices (cost ``n_sobol × (inputs + 2)``
+            emulator predictions per snapshot).
+        model_options: settings of the model (GP: ``max_iter``, ``max_fit_points``;
+            ensemble: ``n_members``, ``hidden``, ``steps``, ``lr``).
+        poll: seconds a step waits for simulator calls.
+        device / seed: placement of the ensemble (the GP runs on the CPU in float64
+            unless ``device`` is a GPU) and reproducibility of designs and fits.
+
+    Example:
+        >>> eng = EmulateEngine(lambda a, b: a * np.sin(3 * b), {"a": (0, 1), "b": (0, 2)}, budget=30, device="cpu")
+        >>> while not eng.done(): m = eng.step()
+        >>> m["runs"], m["nrmse"] < 0.1
+        (30.0, True)
+    """
+
+    kind = "emulate"
+    budget_words = ("budget",)
+    monitor = _monitor(None)
+
+    def __init__(self, simulator: Callable | None = None, bounds: Mapping[str, Any] | None = None, *,
+                 data: Any = None, inputs: Sequence[str] | None = None, outputs: Sequence[str] | None = None,
+                 budget: int | None = None, log_inputs: Sequence[str] = (), model: str = "auto",
+                 until: str | None = None, n_initial: int | None = None, batch_size: int | None = None,
+                 design: str = "sobol", acquisition: str = "variance", n_workers: int = 4,
+                 n_components: int | None = None, recalibrate: bool = True, n_sobol: int = 4096,
+                 explore: float = 0.25, model_options: Mapping[str, Any] | None = None, poll: float = 0.5,
+                 call: str = "auto",
+                 output_name: str = "y", device: str = "auto", seed: int = 0):
+        if model not in ("auto", "gp", "ensemble"):
+            raise ValueError(f"model: expected 'auto', 'gp' or 'ensemble', got {model!r}")
+        if design not in DESIGNS:
+            raise ValueError(f"design: expected one of {', '.join(DESIGNS)}, got {design!r}")
+        if not (isinstance(explore, (int, float)) and 0 <= explore <= 1):
+            raise ValueError(f"explore: expected a fraction in [0, 1], got {explore!r}")
+        self.explore = float(explore)
+        if acquisition not in ("variance", "random"):
+            raise ValueError(f"acquisition: expected 'variance' or 'random', got {acquisition!r}")
+        self.criteria = parse_criteria(until, known=METRICS)
+        self.until = until
+        self.monitor = _monitor(until)
+        self.model_requested, self.design, self.acquisition = model, design, acquisition
+        self.recalibrate, self.n_sobol, self.poll, self.seed = bool(recalibrate), int(n_sobol), float(poll), int(seed)
+        self.model_options = dict(model_options or {})
+        self.device_obj = resolve_device(device)
+        self.device = str(self.device_obj)
+        self.gen = torch.Generator().manual_seed(self.seed)
+        self.n_components_requested = n_components
+        self.call, self.output_name, self.n_workers = call, output_name, int(n_workers)
+        self.data_mode = data is not None
+        if self.data_mode:
+            if simulator is not None:
+                raise ValueError("simulator/data: give a simulator or data, not both")
+            x, y, names, layout = table_from_data(data, inputs, outputs)
+            if bounds is None:
+                lo, hi = x.min(0), x.max(0)
+                hi = np.where(hi > lo, hi, lo + 1.0)
+                bounds = {k: (float(a), float(b)) for k, a, b in zip(names, lo, hi)}
+            self.bounds, self.log_inputs = parse_bounds_spec(bounds, log_inputs)
+            if list(self.bounds) != names:
+                raise ValueError(f"bounds: expected the inputs {names}, got {list(self.bounds)}")
+            self.simulator = None
+            self.layout: OutputLayout | None = OutputLayout(layout)
+            self.X, self.Y = x, y
+            self.budget = len(x)
+        else:
+            if simulator is None or not callable(simulator):
+                raise ValueError(f"simulator: expected a callable (or data=...), got {type(simulator).__name__}")
+            if bounds is None:
+                raise ValueError("bounds: the simulator's input ranges are needed, e.g. bounds={'a': (0, 1)}")
+            self.bounds, self.log_inputs = parse_bounds_spec(bounds, log_inputs)
+            self.simulator = Simulator(simulator, list(self.bounds), n_workers=n_workers, call=call,
+                                       output_name=output_name)
+            self.layout = None
+            d = len(self.bounds)
+            self.X = np.zeros((0, d))
+            self.Y = np.zeros((0, 0))
+            self.budget = int(budget) if budget is not None else max(50, 50 * d)
+        self.inputs = list(self.bounds)
+        d = len(self.inputs)
+        if isinstance(self.budget, bool) or self.budget < 2:
+            raise ValueError(f"budget: expected an integer >= 2, got {budget!r}")
+        self.n_initial = int(n_initial) if n_initial is not None else max(min(10 * d, self.budget // 2), d + 2)
+        self.n_initial = min(self.n_initial, self.budget)
+        self.batch_size = int(batch_size) if batch_size is not None else max(d, self.budget // 10)
+        for arg, v in (("n_initial", self.n_initial), ("batch_size", self.batch_size), ("n_workers", self.n_workers)):
+            if v < 1:
+                raise ValueError(f"{arg}: expected a positive integer, got {v}")
+        # per run: unit-cube inputs, status (0 ok, 1 failed), batch, attempts, error text
+        self.U = self._to_unit(self.X) if self.data_mode else np.zeros((0, d))
+        self.status = np.zeros(len(self.X), dtype=np.int8)
+        self.batch_of = np.zeros(len(self.X), dtype=np.int32)
+        self.attempts = np.ones(len(self.X), dtype=np.int8)
+        self.errors: list[str] = [""] * len(self.X)
+        self.n_batches = 0
+        self.n_space_filling = 0  # points taken so far from the space-filling sequence
+        self.pending: list[SimulatorRun] = []
+        self.emulator: Emulator | None = None
+        self.model = None
+        self.validation_rows: list[list[float]] = []
+        self.metrics: dict[str, float] = {}
+        self.fitted_runs = -1  # runs at the last fit
+        self.cv_mean = self.cv_std = np.zeros((0, 0))  # validation predictions per run (NaN: not validated)
+        self.wall = 0.0
+        self.note = ""
+        self._sensitivity_cache: tuple[int, xr.Dataset] | None = None
+
+    # ------------------------------------------------------------------ helpers
+    def _to_unit(self, x: np.ndarray) -> np.ndarray:
+        lo = np.array([self.bounds[k][0] for k in self.inputs])
+        hi = np.array([self.bounds[k][1] for k in self.inputs])
+        log = np.array([k in self.log_inputs for k in self.inputs])
+        lo, hi = np.where(log, np.log(np.where(log, lo, 1)), lo), np.where(log, np.log(np.where(log, hi, 1)), hi)
+        xx = np.where(log[None], np.log(np.where(log[None], np.clip(x, 1e-300, None), 1)), x)
+        return (xx - lo) / (hi - lo)
+
+    def _from_unit(self, u: np.ndarray) -> np.ndarray:
+        lo = np.array([self.bounds[k][0] for k in self.inputs])
+        hi = np.array([self.bounds[k][1] for k in self.inputs])
+        log = np.array([k in self.log_inputs for k in self.inputs])
+        lo, hi = np.where(log, np.log(np.where(log, lo, 1)), lo), np.where(log, np.log(np.where(log, hi, 1)), hi)
+        x = u * (hi - lo) + lo
+        return np.where(log[None], np.exp(x), x)
+
+    @property
+    def n_runs(self) -> int:
+        return len(self.X)
+
+    @property
+    def n_failed(self) -> int:
+        return int((self.status == 1).sum())
+
+    def _ok(self) -> np.ndarray:
+        return self.status == 0
+
+    def _choose_model(self) -> str:
+        if self.model_requested != "auto":
+            return self.model_requested
+        # the exact GP's cost grows like runs^3 and its count with the latent outputs
+        m = self.layout.size if self.layout is not None else 1
+        latent = (self._n_components() or m) if self.layout is not None else 1
+        return "gp" if self.budget <= 1500 and latent <= 10 else "ensemble"
+
+    def _n_components(self) -> int | None:
+        m = self.layout.size
+        if self.n_components_requested is not None:
+            return int(self.n_components_requested) if self.n_components_requested < m else None
+        return 10 if m > 10 else None
+
+    # ------------------------------------------------------------------ protocol
+    def default_extend(self) -> dict[str, int]:
+        """What the monitor's extend button asks for: as many runs again."""
+        return {"budget": max(self.batch_size, self.budget // 2)}
+
+    def done(self) -> bool:
+        if self.data_mode:
+            return self.fitted_runs == self.n_runs
+        if self.pending:
+            return False
+        if self.fitted_runs != self.n_runs and self._ok().sum() >= 2:
+            return False  # the last batch still needs its fit
+        if self.n_runs >= self.budget:
+            return True
+        return bool(self.criteria) and bool(self.metrics) and all(c.met(self.metrics) for c in self.criteria)
+
+    def progress(self) -> float:
+        if self.criteria and self.metrics and all(c.met(self.metrics) for c in self.criteria):
+            return 1.0
+        done_runs = self.n_runs - 0.5 * len(self.pending)
+        return min(1.0, max(0.0, done_runs / max(self.budget, 1)))
+
+    def extend(self, budget: int) -> None:
+        if self.data_mode:
+            raise ValueError("budget: this emulator was fitted to data; there is no simulator to pay for more runs")
+        self.budget += int(budget)
+
+    def step(self) -> dict[str, float]:
+        t0 = time.perf_counter()
+        try:
+            if self.data_mode:
+                self._refit()
+                return self._live_metrics()
+            if not self.pending and self.n_runs < self.budget and (self.fitted_runs == self.n_runs or self.n_runs == 0
+                                                                   or self._ok().sum() < 2):
+                self._submit_batch()
+            self._collect()
+            if not self.pending and self.fitted_runs != self.n_runs and self._ok().sum() >= 2:
+                self._refit()
+            return self._live_metrics()
+        finally:
+            self.wall += time.perf_counter() - t0
+
+    def _live_metrics(self) -> dict[str, float]:
+        out = {k: math.nan for k in METRICS}
+        out.update(self.metrics)
+        out["runs"], out["failed"] = float(self.n_runs), float(self.n_failed)
+        return out
+
+    # ------------------------------------------------------------------ batches
+    def _submit_batch(self) -> None:
+        d = len(self.inputs)
+        left = self.budget - self.n_runs
+        seed = self.seed * 1000 + self.n_batches
+        if self.n_runs == 0 or self.emulator is None:
+            n = min(self.n_initial if self.n_runs == 0 else self.batch_size, left)
+            u = initial_design(n, d, self.design, seed=self.seed, start=self.n_space_filling)
+            self.n_space_filling += n
+        else:
+            n = min(self.batch_size, left)
+            if self.acquisition == "random":
+                u = np.random.default_rng(seed).uniform(size=(n, d))
+            elif self.emulator.device.type == "cpu":
+                with small_problem_threads(self.n_runs):
+                    u = self._active_batch(n, d, seed)
+            else:
+                u = self._active_batch(n, d, seed)
+        x = self._from_unit(u)
+        for i in range(len(u)):
+            run = SimulatorRun(self.n_runs + len(self.pending), u[i], x[i])
+            self.simulator.submit(run)
+            self.pending.append(run)
+        self.n_batches += 1
+
+    def _active_batch(self, n: int, d: int, seed: int) -> np.ndarray:
+        """The next ``n`` points in the unit cube: a share continues the space-filling
+        design (so a model whose hyper-parameters are wrong, an input wrongly judged
+        inactive say, cannot steer every new run away from where it is wrong), the
+        rest goes where the emulator is least certain."""
+        n_explore = int(math.ceil(self.explore * n)) if n > 1 else 0
+        u_explore = initial_design(n_explore, d, "sobol", seed=self.seed, start=self.n_space_filling)
+        self.n_space_filling += n_explore
+        m = max(1024, min(256 * d, 4096))
+        cand = torch.as_tensor(candidates(m, d, seed), dtype=torch.float64)
+        x_train = torch.as_tensor(np.concatenate([self.U[self._ok()], u_explore]), dtype=torch.float64)
+        return np.concatenate([u_explore, select_batch(self.emulator.model, x_train, cand, n - n_explore)])
+
+    def _collect(self) -> None:
+        if not self.pending:
+            return
+        cf.wait([r.future for r in self.pending], timeout=self.poll)
+        still = []
+        finished: list[tuple[SimulatorRun, np.ndarray | None]] = []
+        for run in self.pending:
+            if not run.future.done():
+                still.append(run)
+                continue
+            try:
+                flat, layout = run.future.result()
+                if self.layout is None:
+                    for v in layout.variables:  # an output may not shadow a design variable or an input
+                        while v["name"] in _RESERVED or v["name"] in self.inputs:
+                            v["name"] += "_out"
+                    self.layout = layout
+                elif layout.to_json() != self.layout.to_json() and layout.size != self.layout.size:
+                    raise ValueError(f"the simulator returned {layout.size} values here but {self.layout.size} "
+                                     f"before ({layout.labels()[:4]}...)")
+                finished.append((run, flat))
+            except Exception as exc:  # noqa: BLE001 - a failing simulator call never stops the job
+                run.errors.append(describe_error(exc))
+                if run.attempts < 2:
+                    self.simulator.submit(run)  # retried once
+                    still.append(run)
+                else:
+                    finished.append((run, None))
+        self.pending = still
+        for run, flat in sorted(finished, key=lambda rf: rf[0].index):
+            self._append_run(run, flat)
+
+    def _append_run(self, run: SimulatorRun, flat: np.ndarray | None) -> None:
+        m = self.layout.size if self.layout is not None else 0
+        if self.Y.shape[1] != m:  # first result fixes the width (failures before it were NaN rows)
+            self.Y = np.full((len(self.Y), m), np.nan)
+        row = flat if flat is not None else np.full(m, np.nan)
+        self.X = np.concatenate([self.X, run.x[None]])
+        self.U = np.concatenate([self.U, run.u[None]])
+        self.Y = np.concatenate([self.Y, row[None]]) if m else np.zeros((len(self.X), 0))
+        self.status = np.append(self.status, np.int8(0 if flat is not None else 1))
+        self.batch_of = np.append(self.batch_of, np.int32(self.n_batches - 1))
+        self.attempts = np.append(self.attempts, np.int8(run.attempts))
+        self.errors.append(run.errors[-1] if flat is None else "")
+
+    # ------------------------------------------------------------------ fitting
+    def _new_emulator(self) -> Emulator:
+        kind = self._choose_model()
+        options = dict(self.model_options)
+        return Emulator(self.inputs, self.bounds, self.log_inputs, self.layout, kind, self._n_components(),
+                        device=self.device_obj if kind == "ensemble" or self.device_obj.type == "cuda" else "cpu",
+                        **options)
+
+    def _holdout(self) -> np.ndarray:
+        # every fifth successful run validates the ensemble (fixed by run index, so a
+        # run never moves between training and validation as the design grows)
+        return (np.arange(self.n_runs) % 5) == 4
+
+    def _refit(self) -> None:
+        t0 = time.perf_counter()
+        ok = self._ok() & np.all(np.isfinite(self.Y), axis=1) if self.Y.size else self._ok()
+        if self.emulator is None:
+            self.emulator = self._new_emulator()
+            self.model = self.emulator.model_kind
+        emu = self.emulator
+        torch.manual_seed(self.seed + self.n_batches)  # ensemble initialisation, GP subsets
+        validated = ok
+        if emu.model_kind == "gp":
+            emu.fit(self.X[ok], self.Y[ok], generator=self.gen)
+            m = emu.validate(recalibrate=self.recalibrate)
+        else:
+            val = ok & self._holdout()
+            train = ok & ~val
+            if val.sum() < 2 or train.sum() < 2:
+                train, val = ok, ok
+            emu.fit(self.X[train], self.Y[train], generator=self.gen)
+            m = emu.validate(self.X[val], self.Y[val], recalibrate=self.recalibrate)
+            validated = val
+        self.cv_mean = np.full_like(self.Y, np.nan)
+        self.cv_std = np.full_like(self.Y, np.nan)
+        self.cv_mean[validated], self.cv_std[validated] = emu.last_validation
+        fit_time = time.perf_counter() - t0
+        if m["scale"] != 1.0:
+            self.note = (f"predictive std recalibrated by x{m['scale']:.3g}: raw 95% coverage was "
+                         f"{m['raw_coverage']:.2f} on {'leave-one-out' if emu.model_kind == 'gp' else 'held-out'} runs")
+        else:
+            self.note = ""
+        self.fitted_runs = self.n_runs
+        self.metrics = {"nrmse": m["nrmse"], "coverage": m["coverage"], "nll": m["nll"],
+                        "raw_coverage": m["raw_coverage"], "calibration_scale": m["scale"], "fit_time": fit_time}
+        self.validation_rows.append([self.n_runs, int(ok.sum()), self.n_failed, m["nrmse"], m["coverage"], m["nll"],
+                                     m["raw_coverage"], m["scale"], fit_time, self.wall + fit_time])
+        self._sensitivity_cache = None
+
+    # ------------------------------------------------------------------ result
+    def _design_dataset(self) -> xr.Dataset:
+        ds = xr.Dataset(
+            {"inputs": (("run", "input"), self.X),
+             "failed": ("run", self.status.astype(bool)),
+             "error": ("run", np.array(self.errors, dtype=object).astype(str) if self.errors else np.zeros(0, str)),
+             "batch": ("run", self.batch_of), "attempts": ("run", self.attempts)},
+            coords={"run": np.arange(self.n_runs), "input": self.inputs},
+        )
+        if self.layout is not None and self.Y.shape[1] == self.layout.size:
+            for name, (dims, arr) in self.layout.variables_of(self.Y, ("run",)).items():
+                ds[name] = (dims, arr)
+            if self.cv_mean.shape == self.Y.shape:  # rows appended since the last fit are not validated yet
+                cv_mean, cv_std = self.cv_mean, self.cv_std
+            else:
+                cv_mean = np.full_like(self.Y, np.nan)
+                cv_std = np.full_like(self.Y, np.nan)
+                k = min(len(self.cv_mean), len(self.Y))
+                if self.cv_mean.shape[1:] == self.Y.shape[1:]:
+                    cv_mean[:k], cv_std[:k] = self.cv_mean[:k], self.cv_std[:k]
+            for name, (dims, arr) in self.layout.variables_of(cv_mean, ("run",)).items():
+                ds[f"{name}_cv_mean"] = (dims, arr)
+                ds[f"{name}_cv_mean"].attrs["long_name"] = f"validation prediction of {name} (LOO or held out)"
+            for name, (dims, arr) in self.layout.variables_of(cv_std, ("run",)).items():
+                ds[f"{name}_cv_std"] = (dims, arr)
+            for dim, c in self.layout.coords().items():
+                ds = ds.assign_coords({dim: c})
+        ds["inputs"].attrs["long_name"] = "simulator inputs (user units)"
+        ds["error"].attrs["long_name"] = "error of the last attempt of a failed run"
+        for k in self.inputs:
+            ds.attrs[f"bounds_{k}"] = list(self.bounds[k])
+        return ds
+
+    def _validation_dataset(self) -> xr.Dataset:
+        rows = np.array(self.validation_rows, dtype=float).reshape(-1, len(_VALIDATION_VARS))
+        ds = xr.Dataset({k: ("budget", rows[:, i]) for i, k in enumerate(_VALIDATION_VARS[1:], start=1)},
+                        coords={"budget": rows[:, 0].astype(int)})
+        ds["budget"].attrs["long_name"] = "simulator runs (including failed ones)"
+        ds["nrmse"].attrs["long_name"] = "normalised RMSE (RMSE / std of the outputs)"
+        ds["coverage"].attrs["long_name"] = "95% predictive interval coverage (after recalibration, cross-fitted)"
+        ds["nll"].attrs["long_name"] = "Gaussian negative log-likelihood per value (in output std units)"
+        ds["fit_time"].attrs["units"] = ds["wall_time"].attrs["units"] = "s"
+        ds.attrs["method"] = ("exact leave-one-out cross-validation" if self.model == "gp"
+                              else "held-out runs (every fifth run)")
+        return ds
+
+    def _predict_unit_np(self, u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        mean, std = self.emulator.predict_unit(torch.as_tensor(u, dtype=torch.float64))
+        return mean.numpy(), std.numpy()
+
+    def _sensitivity_dataset(self) -> xr.Dataset:
+        if self._sensitivity_cache is not None and self._sensitivity_cache[0] == self.fitted_runs:
+            return self._sensitivity_cache[1]
+        d = len(self.inputs)
+        data: dict[str, Any] = {}
+        names = [v["name"] for v in self.layout.variables]
+        per_var = []
+        for v, sl in zip(self.layout.variables, self.layout.slices()):
+            def predict(u, sl=sl):
+                mean, std = self._predict_unit_np(u)
+                return mean[:, sl], std[:, sl]
+            per_var.append(sobol_indices(predict, d, n=self.n_sobol, seed=self.seed))
+        single = len(per_var) == 1
+        for key in ("first_order", "total", "first_order_low", "first_order_high", "total_low", "total_high"):
+            arr = np.stack([p[key] for p in per_var])
+            data[key] = (("input",), arr[0]) if single else (("output", "input"), arr)
+        coords = {"input": self.inputs}
+        if not single:
+            coords["output"] = names
+        ds = xr.Dataset(data, coords=coords)
+        ds["first_order"].attrs["long_name"] = "first-order Sobol index"
+        ds["total"].attrs["long_name"] = "total Sobol index"
+        ds.attrs.update(method="Saltelli (first order) and Jansen (total) estimators on the emulator mean",
+                        interval="95%: bootstrap over the base sample, combined with the emulator's uncertainty",
+                        n_base=self.n_sobol, output=names[0] if single else "")
+        self._sensitivity_cache = (self.fitted_runs, ds)
+        return ds
+
+    def _slices_dataset(self, n_grid: int = 41) -> xr.Dataset:
+        """Partial-dependence slices: each input swept with the others at the box centre."""
+        d = len(self.inputs)
+        grid = np.linspace(0, 1, n_grid)
+        u = np.full((d, n_grid, d), 0.5)
+        for i in range(d):
+            u[i, :, i] = grid
+        mean, std = self._predict_unit_np(u.reshape(-1, d))
+        value = self._from_unit(u.reshape(-1, d)).reshape(d, n_grid, d)[np.arange(d), :, np.arange(d)]
+        data = {}
+        if len(self.layout.variables) == 1:
+            var = self.layout.variables[0]
+            dims = ("input", "grid", *var["dims"])
+            shape = (d, n_grid, *var["shape"])
+            data = {"mean": (dims, mean.reshape(shape)), "std": (dims, std.reshape(shape))}
+            coords = {d_: c for d_, c in var["coords"].items()}
+        else:
+            data = {"mean": (("input", "grid", "output"), mean.reshape(d, n_grid, -1)),
+                    "std": (("input", "grid", "output"), std.reshape(d, n_grid, -1))}
+            coords = {"output": self.layout.labels()}
+        coords.update({"input": self.inputs, "grid": np.arange(n_grid), "value": (("input", "grid"), value)})
+        ds = xr.Dataset(data, coords=coords)
+        ds.attrs["reference_point"] = json.dumps(dict(zip(self.inputs, self._from_unit(np.full((1, d), 0.5))[0].tolist())))
+        return ds
+
+    def snapshot(self) -> xr.DataTree:
+        groups: dict[str, xr.Dataset] = {"/design": self._design_dataset(), "/validation": self._validation_dataset()}
+        if self.emulator is not None and self.emulator.model is not None and self.fitted_runs >= 0:
+            with small_problem_threads(self.n_runs if self.emulator.device.type == "cpu" else 10 ** 9):
+                groups["/sensitivity"] = self._sensitivity_dataset()
+                groups["/slices"] = self._slices_dataset()
+        tree = xr.DataTree.from_dict(groups)
+        failures = [{"run": int(i), "inputs": dict(zip(self.inputs, self.X[i].tolist())), "error": self.errors[i]}
+                    for i in np.flatnonzero(self.status == 1)[:100]]
+        tree.attrs.update(
+            inputs=json.dumps(self.inputs), outputs=json.dumps(self.layout.to_json() if self.layout else []),
+            bounds=json.dumps(self.bounds), log_inputs=json.dumps(self.log_inputs),
+            model=self.model or self._choose_model(), budget=int(self.budget), n_runs=int(self.n_runs),
+            n_failed=int(self.n_failed), failures=json.dumps(failures), note=self.note,
+            calibration_scale=float(self.emulator.scale) if self.emulator is not None else 1.0,
+            emulator_config=json.dumps(self.emulator.config()) if self.emulator is not None else "",
+        )
+        return tree
+
+    # ------------------------------------------------------------------ emulator access
+    def get_emulator(self) -> Emulator:
+        """The fitted :class:`Emulator` (a torch module)."""
+        if self.emulator is None or self.emulator.model is None:
+            raise RuntimeError("no emulator yet: it is fitted after the first batch of runs")
+        return self.emulator
+
+    # ------------------------------------------------------------------ checkpoint
+    def state_dict(self) -> dict[str, Any]:
+        # runs in flight are not saved: after a resume they are chosen again
+        return {
+            "version": 1, "gen": self.gen.get_state(), "X": _copy(self.X), "U": _copy(self.U),
+            "Y": _copy(self.Y), "status": _copy(self.status),
+            "batch_of": _copy(self.batch_of), "attempts": _copy(self.attempts),
+            "errors": list(self.errors), "n_batches": int(self.n_batches), "n_space_filling": int(self.n_space_filling), "budget": int(self.budget),
+            "layout": json.dumps(self.layout.to_json()) if self.layout is not None else "",
+            "validation_rows": torch.tensor(self.validation_rows, dtype=torch.float64).reshape(-1, len(_VALIDATION_VARS)),
+            "cv_mean": _copy(self.cv_mean), "cv_std": _copy(self.cv_std),
+            "metrics": dict(self.metrics), "fitted_runs": int(self.fitted_runs), "wall": float(self.wall),
+            "note": self.note, "model": self.model or "",
+            "emulator_config": json.dumps(self.emulator.config()) if self.emulator is not None else "",
+            "emulator": self.emulator.tensors() if self.emulator is not None else {},
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.gen.set_state(state["gen"])
+        self.X, self.U, self.Y = state["X"].numpy(), state["U"].numpy(), state["Y"].numpy()
+        self.status, self.batch_of = state["status"].numpy().astype(np.int8), state["batch_of"].numpy().astype(np.int32)
+        self.attempts = state["attempts"].numpy().astype(np.int8)
+        self.errors = [str(e) for e in state["errors"]]
+        self.n_batches, self.budget = int(state["n_batches"]), int(state["budget"])
+        self.n_space_filling = int(state["n_space_filling"])
+        self.layout = OutputLayout(json.loads(state["layout"])) if state["layout"] else None
+        self.validation_rows = state["validation_rows"].tolist()
+        self.metrics = {k: float(v) for k, v in state["metrics"].items()}
+        self.cv_mean, self.cv_std = state["cv_mean"].numpy(), state["cv_std"].numpy()
+        self.fitted_runs, self.wall, self.note = int(state["fitted_runs"]), float(state["wall"]), str(state["note"])
+        self.model = state["model"] or None
+        self.pending = []
+        self.emulator = None
+        if state["emulator_config"]:
+            dev = self.device_obj if self.model == "ensemble" or self.device_obj.type == "cuda" else "cpu"
+            self.emulator = Emulator.from_parts(json.loads(state["emulator_config"]), state["emulator"], device=dev)
+            if self.emulator.model_kind == "gp":
+                self.emulator._train_y = torch.as_tensor(self.Y[self._ok() & np.all(np.isfinite(self.Y), 1)])
+        self._sensitivity_cache = None
+
+    def config(self) -> dict[str, Any]:
+        cfg = {
+            "bounds": {k: list(v) for k, v in self.bounds.items()}, "log_inputs": self.log_inputs,
+            "budget": int(self.budget), "model": self.model_requested, "until": self.until,
+            "n_initial": self.n_initial, "batch_size": self.batch_size, "design": self.design,
+            "acquisition": self.acquisition, "explore": self.explore, "n_workers": self.n_workers, "n_components": self.n_components_requested,
+            "recalibrate": self.recalibrate, "n_sobol": self.n_sobol, "model_options": self.model_options,
+            "poll": self.poll, "call": self.call, "output_name": self.output_name, "device": self.device,
+            "seed": self.seed, "data_mode": self.data_mode,
+        }
+        if self.data_mode:
+            cfg["inputs"] = self.inputs
+            cfg["outputs"] = [v["name"] for v in self.layout.variables]
+        return json.loads(json.dumps(cfg, default=str))
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any], **objects: Any) -> "EmulateEngine":
+        """Rebuild from :meth:`config`; pass ``simulator=f`` again (or ``data=...`` for a
+        data fit: without it the checkpoint's runs are the data).
+
+        Example:
+            >>> e = EmulateEngine(lambda a: a ** 2, {"a": (0, 1)}, budget=10, device="cpu")
+            >>> EmulateEngine.from_config(e.config(), simulator=lambda a: a ** 2).budget
+            10
+        """
+        cfg = dict(config)
+        data_mode = cfg.pop("data_mode", False)
+        cfg["bounds"] = {k: tuple(v) for k, v in cfg["bounds"].items()}
+        if cfg.get("device") not in (None, "auto", "cpu") and not torch.cuda.is_available():
+            cfg["device"] = "cpu"
+        if data_mode:
+            data = objects.get("data")
+            inputs, outputs = cfg.pop("inputs"), cfg.pop("outputs")
+            if data is None:  # placeholder rows: load_state_dict brings back the stored runs
+                data = (np.linspace(0, 1, 2)[:, None].repeat(len(inputs), 1), np.zeros((2, len(outputs))))
+            return cls(data=data, inputs=inputs, outputs=outputs, **cfg)
+        sim = objects.get("simulator")
+        if sim is None or not callable(sim):
+            raise TypeError("emulate: reopening this run needs its simulator: pass simulator=<function>, "
+                            "e.g. sciml_lab.open(path, simulator=f)")
+        return cls(sim, **cfg)
+
+    def __del__(self) -> None:  # pragma: no cover - best effort
+        sim = getattr(self, "simulator", None)
+        if sim is not None:
+            sim.shutdown()

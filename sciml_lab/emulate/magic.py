@@ -1,0 +1,90 @@
+"""``%sciml emulate``: the notebook face of the emulator engine.
+
+Imported by ``%load_ext sciml_lab`` (never by the engine)::
+
+    %sciml emulate simulator --bounds "omega_m=0.1:0.5 k=1e-3:1e1:log" --budget 400 --until "nrmse<0.01" --name emu
+    %sciml emulate df --inputs a b --outputs y --name fitted
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from IPython.core.error import UsageError
+
+from ..magics import add_launch_options, finish_launch, launch_kwargs, positive_int, register_command, \
+    resolve_object
+
+__all__ = ["parse_emulator_bounds"]
+
+
+def parse_emulator_bounds(text: str) -> dict[str, tuple]:
+    """``"a=0:1 k=1e-3:1e1:log"`` -> ``{"a": (0.0, 1.0), "k": (0.001, 10.0, "log")}``.
+
+    Example:
+        >>> parse_emulator_bounds("a=0:1 k=1e-3:1e1:log")
+        {'a': (0.0, 1.0), 'k': (0.001, 10.0, 'log')}
+    """
+    out: dict[str, tuple] = {}
+    for part in text.replace(",", " ").split():
+        name, sep, rng = part.partition("=")
+        pieces = rng.split(":")
+        if not sep or not name or len(pieces) not in (2, 3) or (len(pieces) == 3 and pieces[2] not in ("log", "lin")):
+            raise UsageError(f"--bounds: expected NAME=LOW:HIGH or NAME=LOW:HIGH:log (e.g. 'a=0:1 k=1e-3:10:log'), "
+                             f"got {part!r}")
+        try:
+            lo, hi = float(pieces[0]), float(pieces[1])
+        except ValueError:
+            raise UsageError(f"--bounds: {part!r} has a bound that is not a number") from None
+        out[name] = (lo, hi, "log") if len(pieces) == 3 and pieces[2] == "log" else (lo, hi)
+    if not out:
+        raise UsageError("--bounds: give at least one input, e.g. --bounds 'a=0:1 b=1e-3:10:log'")
+    return out
+
+
+def _configure(p: argparse.ArgumentParser) -> None:
+    p.add_argument("target", help="a simulator function, or data (Dataset, DataFrame, dict or (X, Y)) in the notebook")
+    p.add_argument("--bounds", default=None, help="input ranges, e.g. 'a=0:1 k=1e-3:10:log' (required for a simulator)")
+    p.add_argument("--inputs", nargs="+", default=None, help="input columns of the data")
+    p.add_argument("--outputs", nargs="+", default=None, help="output columns of the data")
+    g = p.add_argument_group("emulator")
+    g.add_argument("--budget", type=positive_int, default=None, help="simulator runs (default 50 per input)")
+    g.add_argument("--model", choices=("auto", "gp", "ensemble"), default="auto", help="surrogate (default auto)")
+    g.add_argument("--until", default=None, help="target, e.g. 'nrmse<0.01' or 'nrmse<0.02 coverage>0.9'")
+    g.add_argument("--initial", type=positive_int, default=None, help="size of the space-filling initial design")
+    g.add_argument("--batch", type=positive_int, default=None, help="runs per active-learning batch")
+    g.add_argument("--design", choices=("sobol", "lhs", "random"), default="sobol", help="initial design")
+    g.add_argument("--workers", type=positive_int, default=4, help="simulator calls in parallel (threads)")
+    g.add_argument("--components", type=positive_int, default=None, help="PCA components for vector outputs")
+    g.add_argument("--no-recalibrate", action="store_true", help="keep the model's raw predictive scale")
+    g.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
+    g.add_argument("--seed", type=int, default=0)
+    add_launch_options(p)
+
+
+def _run(args: argparse.Namespace, cell: str | None, shell: Any):
+    from . import fit
+
+    target = resolve_object(shell, args.target, "TARGET")
+    is_simulator = callable(target) and not hasattr(target, "columns")
+    if is_simulator and not args.bounds:
+        raise UsageError(f"--bounds: the simulator {args.target!r} needs input ranges, e.g. --bounds 'a=0:1 b=0:10'")
+    if not is_simulator and not (args.inputs and args.outputs) and not isinstance(target, tuple):
+        raise UsageError(f"--inputs/--outputs: name the columns of {args.target!r}, e.g. --inputs a b --outputs y")
+    bounds = parse_emulator_bounds(args.bounds) if args.bounds else None
+    options = dict(model=args.model, until=args.until, n_initial=args.initial, batch_size=args.batch,
+                   design=args.design, n_workers=args.workers, n_components=args.components,
+                   recalibrate=not args.no_recalibrate, device=args.device, seed=args.seed)
+    try:
+        if is_simulator:
+            job = fit(target, bounds, budget=args.budget, **options, **launch_kwargs(args))
+        else:
+            job = fit(target, bounds, inputs=args.inputs, outputs=args.outputs, **options, **launch_kwargs(args))
+    except (ValueError, TypeError) as exc:
+        raise UsageError(f"%sciml emulate: {exc}") from None
+    return finish_launch(job, args, shell)
+
+
+register_command("emulate", _configure, _run, cell=False,
+                 help="emulate a slow simulator (GP / deep ensemble, active learning, Sobol indices)")

@@ -1,0 +1,110 @@
+"""Variance-based (Sobol') sensitivity indices, computed on an emulator.
+
+First-order indices by Saltelli's estimator, total indices by Jansen's, from one
+scrambled Sobol' sample of the ``A``, ``B`` and ``A_B^(i)`` matrices; inputs are
+uniform on their (possibly log-scaled) ranges. Intervals are 95 % bootstrap
+percentile intervals over the base sample's rows (the Monte Carlo error), widened
+by the spread of the indices over draws of the emulator's own uncertainty (each
+draw perturbs the mean prediction by independent noise of the predictive std at
+every evaluation point: a cheap, conservative proxy for sampling functions).
+For several output columns (a vector output) the indices are the variance-
+weighted ("generalised") ones of Gamboa, Janon, Klein & Lagnoux (2013).
+
+References:
+    | Variance based sensitivity analysis of model output (Saltelli et al., Computer
+    | Physics Communications 181, 2010) https://doi.org/10.1016/j.cpc.2009.09.018
+    | Sensitivity indices for multivariate outputs (Gamboa et al., Comptes Rendus
+    | Mathématique 351, 2013) https://doi.org/10.1016/j.crma.2013.04.016
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+from scipy.stats import qmc
+
+__all__ = ["sobol_indices", "saltelli_points"]
+
+
+def saltelli_points(n: int, dim: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """The ``A`` and ``B`` base matrices ``(n, dim)`` from one ``2*dim`` Sobol' sample.
+
+    Example:
+        >>> a, b = saltelli_points(16, 3)
+        >>> a.shape, b.shape
+        ((16, 3), (16, 3))
+    """
+    m = int(np.ceil(np.log2(max(n, 2))))
+    ab = qmc.Sobol(2 * dim, scramble=True, seed=seed).random_base2(m)[:n]
+    return ab[:, :dim], ab[:, dim:]
+
+
+def _indices(fa: np.ndarray, fb: np.ndarray, fab: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """fa, fb: (n, m); fab: (d, n, m) -> first-order and total, each (d,)."""
+    var = np.concatenate([fa, fb]).var(0)  # (m,)
+    total_var = max(var.sum(), 1e-300)
+    s1 = (fb[None] * (fab - fa[None])).mean(1).sum(-1) / total_var
+    st = 0.5 * ((fa[None] - fab) ** 2).mean(1).sum(-1) / total_var
+    return s1, st
+
+
+def sobol_indices(predict: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]], dim: int, n: int = 4096,
+                  n_boot: int = 200, n_draws: int = 8, seed: int = 0) -> dict[str, np.ndarray]:
+    """First-order and total Sobol' indices of ``predict`` on the unit cube.
+
+    Arguments:
+        predict: ``u (N, dim) -> (mean (N, m), std (N, m))`` (std may be zeros).
+        dim: number of inputs.
+        n: base sample size (the cost is ``n * (dim + 2)`` predictions).
+        n_boot: bootstrap replicates for the Monte Carlo interval.
+        n_draws: draws of the emulator's uncertainty for its part of the interval.
+        seed: seed of the Sobol' scrambling and the bootstrap.
+
+    Returns:
+        ``first_order``, ``total`` and their ``*_low`` / ``*_high`` 95 % bounds, each ``(dim,)``.
+
+    Example:
+        >>> f = lambda u: (u[:, :1] + 2 * u[:, 1:2], np.zeros((len(u), 1)))
+        >>> s = sobol_indices(f, 2, n=1024)
+        >>> np.round(s["first_order"], 2).tolist()
+        [0.2, 0.8]
+    """
+    a, b = saltelli_points(n, dim, seed)
+    ab = np.repeat(a[None], dim, 0)
+    for i in range(dim):
+        ab[i, :, i] = b[:, i]
+    pts = np.concatenate([a, b, ab.reshape(-1, dim)])
+    mean, std = predict(pts)
+    mean, std = np.asarray(mean, float).reshape(len(pts), -1), np.asarray(std, float).reshape(len(pts), -1)
+
+    def split(f: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        return f[:n], f[n:2 * n], f[2 * n:].reshape(dim, n, -1)
+
+    s1, st = _indices(*split(mean))
+    rng = np.random.default_rng(seed)
+    fa, fb, fab = split(mean)
+    boot1, boott = [], []
+    for _ in range(n_boot):
+        r = rng.integers(0, n, n)
+        b1, bt = _indices(fa[r], fb[r], fab[:, r])
+        boot1.append(b1)
+        boott.append(bt)
+    boot1, boott = np.array(boot1), np.array(boott)
+    # the emulator's part: recompute on perturbed predictions, take the spread
+    draw1, drawt = [], []
+    if n_draws and np.any(std > 0):
+        for _ in range(n_draws):
+            d1, dt = _indices(*split(mean + std * rng.standard_normal(mean.shape)))
+            draw1.append(d1 - s1)
+            drawt.append(dt - st)
+    out = {"first_order": s1, "total": st}
+    for name, est, boot, draws in (("first_order", s1, boot1, draw1), ("total", st, boott, drawt)):
+        lo, hi = np.quantile(boot, [0.025, 0.975], axis=0)
+        if draws:
+            # combine the two error sources in quadrature around the estimate
+            emu_sd = np.sqrt(np.mean(np.square(draws), axis=0))
+            lo = est - np.sqrt((est - lo) ** 2 + (1.96 * emu_sd) ** 2)
+            hi = est + np.sqrt((hi - est) ** 2 + (1.96 * emu_sd) ** 2)
+        out[f"{name}_low"], out[f"{name}_high"] = lo, hi
+    return out

@@ -1,0 +1,59 @@
+"""``%sciml emulate`` in a real IPython shell."""
+
+from __future__ import annotations
+
+import pytest
+
+IPython = pytest.importorskip("IPython")
+from IPython.core.error import UsageError  # noqa: E402
+from IPython.testing.globalipapp import start_ipython  # noqa: E402
+
+FAST = "--device cpu --no-monitor --workers 2"
+
+
+@pytest.fixture(scope="module")
+def shell():
+    ip = start_ipython()
+    ip.run_line_magic("load_ext", "sciml_lab")
+    return ip
+
+
+def test_simulator_form_launches_and_binds_the_job(shell, tmp_path):
+    shell.run_cell("import numpy as np\ndef sim(a, k):\n    return np.sin(3 * a) + np.log10(k)\n")
+    shell.run_line_magic("sciml", f"emulate sim --bounds 'a=0:1 k=1e-2:1e2:log' --budget 24 --model gp {FAST} "
+                                  f"--name emu --runs-dir {tmp_path}")
+    job = shell.user_ns["emu"]
+    assert job.wait(120) == "done"
+    assert job.result.attrs["n_runs"] == 24
+    assert json_loads(job.result.attrs["log_inputs"]) == ["k"]
+    assert float(job.result["validation"]["nrmse"][-1]) < 0.05
+
+
+def test_data_form_fits_a_dataframe(shell, tmp_path):
+    shell.run_cell("import pandas as pd, numpy as np\nrng = np.random.default_rng(0)\n"
+                   "df = pd.DataFrame({'a': rng.uniform(size=40), 'b': rng.uniform(size=40)})\n"
+                   "df['y'] = df.a ** 2 + df.b\n")
+    shell.run_line_magic("sciml", f"emulate df --inputs a b --outputs y {FAST} --name fitted --runs-dir {tmp_path}")
+    job = shell.user_ns["fitted"]
+    assert job.wait(120) == "done"
+    assert job.result["design"].sizes["run"] == 40
+
+
+def test_mistakes_are_usage_errors(shell):
+    shell.run_cell("def sim2(a):\n    return a\n")
+    with pytest.raises(UsageError, match="--bounds"):
+        shell.run_line_magic("sciml", f"emulate sim2 {FAST}")
+    with pytest.raises(UsageError, match="NAME=LOW:HIGH"):
+        shell.run_line_magic("sciml", f"emulate sim2 --bounds 'a01' {FAST}")
+    with pytest.raises(UsageError, match="unknown metric"):
+        shell.run_line_magic("sciml", f"emulate sim2 --bounds 'a=0:1' --until 'r2>0.9' {FAST}")
+    with pytest.raises(UsageError, match="no variable"):
+        shell.run_line_magic("sciml", f"emulate nothing_here --bounds 'a=0:1' {FAST}")
+    with pytest.raises(UsageError, match="--inputs"):
+        shell.run_line_magic("sciml", f"emulate df {FAST}")
+
+
+def json_loads(text):
+    import json
+
+    return json.loads(text)
