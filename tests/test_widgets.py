@@ -163,3 +163,23 @@ def test_live_view_reaches_the_widget_at_most_four_times_a_second(runs, sent):
     n = job.step
     assert [r[0] for r in last["rows"]] == [n - 2, n - 1, n]  # the final view is the final state
     assert last["rows"][-1][2].startswith(r"\bar{x}_{" + str(n) + "}")
+
+
+def test_emulator_live_slice_with_band_reaches_the_monitor(runs, sent):
+    import numpy as np
+
+    from sciml_lab.emulate import fit
+
+    job = fit(lambda a, b: np.sin(3 * a) + 0.1 * b, {"a": (0, 1), "b": (-1, 1)}, budget=24, store=False,
+              device="cpu", seed=0)
+    mon = Monitor(job)
+    assert job.wait(120) == "done"
+    time.sleep(0.3)
+    (plot,) = mon.view["plots"]
+    assert plot["x_label"] == "a"  # sin(3a) varies far more than 0.1 b: the slice follows a
+    mean, lo, hi = (np.array(v) for v in (plot["lines"]["emulator mean"], plot["band"]["lower"], plot["band"]["upper"]))
+    assert len(plot["x"]) == len(mean) == 41
+    assert np.all(lo <= mean) and np.all(mean <= hi)
+    # the slice is the function at b = 0 (the box centre), within the emulator's own band (+ a small slack)
+    truth = np.sin(3 * np.array(plot["x"]))
+    assert np.mean((truth >= lo - 0.02) & (truth <= hi + 0.02)) >= 0.9

@@ -196,11 +196,52 @@ function render({ model, el: root }) {
     }
   }
 
+  // curves an engine publishes (e.g. an emulator's slice with its 95 % band): uPlot with a filled band
+  let viewPlots = [];
+  function renderViewPlots(plots, target) {
+    viewPlots.forEach((p) => p.destroy());
+    viewPlots = [];
+    const th = theme();
+    const axis = { stroke: th.fg, grid: { stroke: th.grid, width: 1 }, ticks: { stroke: th.grid } };
+    for (const pl of plots || []) {
+      const names = Object.keys(pl.lines || {});
+      const hasBand = pl.band && pl.band.lower && pl.band.upper;
+      const series = [{ label: pl.x_label || "x" }];
+      const data = [pl.x];
+      if (hasBand) {
+        for (const k of ["lower", "upper"]) {
+          series.push({ label: pl.band.label ? `${pl.band.label} (${k})` : k, stroke: PALETTE[0] + "55", width: 1, points: { show: false } });
+          data.push(pl.band[k]);
+        }
+      }
+      names.forEach((n, i) => {
+        series.push({ label: n, stroke: PALETTE[i % PALETTE.length], width: 2, points: { show: false } });
+        data.push(pl.lines[n]);
+      });
+      const wrap = el("div", "sciml-chart sciml-view-plot");
+      target.appendChild(wrap);
+      const opts = {
+        title: pl.title || "",
+        width: chartWidth(charts.clientWidth),
+        height: 170,
+        scales: { x: { time: false } },
+        axes: [{ ...axis, label: pl.x_label || "", labelSize: 16, labelFont: "11px sans-serif" }, { ...axis, size: 56 }],
+        series,
+        bands: hasBand ? [{ series: [2, 1], fill: PALETTE[0] + "33" }] : [],
+        legend: { live: false },
+      };
+      viewPlots.push(new uPlot(opts, data, wrap));
+    }
+  }
+
   // an engine's live table (e.g. the Pareto front of equations), columns in `latex` typeset by KaTeX
   function renderView() {
     const v = model.get("view") || {};
     view.replaceChildren();
-    if (!v.columns || !v.rows) { view.style.display = "none"; return; }
+    const plotBox = el("div", "sciml-charts");
+    view.appendChild(plotBox);
+    renderViewPlots(v.plots, plotBox);
+    if (!v.columns || !v.rows) { view.style.display = v.plots && v.plots.length ? "" : "none"; return; }
     view.style.display = "";
     if (v.title) view.appendChild(el("div", "sciml-view-title", v.title));
     const table = el("table", "sciml-view-table");
@@ -324,6 +365,7 @@ function render({ model, el: root }) {
     model.off(null, onExtend);
     model.off("change:spec", buildCharts);
     model.off("change:view", renderView);
+    viewPlots.forEach((p) => p.destroy());
     plots.forEach((p) => p.plot.destroy());
   };
 }

@@ -538,6 +538,32 @@ class EmulateEngine:
         mean, std = self.emulator.predict_unit(torch.as_tensor(u, dtype=torch.float64))
         return mean.numpy(), std.numpy()
 
+    def live_view(self) -> dict[str, Any]:
+        """The live monitor's curve (runtime protocol): the emulator along its widest-ranging
+        input (the one whose slice varies most), the others at the centre of the box, with
+        the 95 % band; recomputed only after a refit."""
+        if self.emulator is None or self.emulator.model is None or self.fitted_runs < 0:
+            return {}
+        cache = getattr(self, "_live_view_cache", None)
+        if cache is not None and cache[0] == self.fitted_runs:
+            return cache[1]
+        sl = self._slices_dataset(n_grid=41)
+        mean, std = sl["mean"].values, sl["std"].values
+        mean = mean.reshape(mean.shape[0], mean.shape[1], -1)[..., 0]  # the first output value
+        std = std.reshape(std.shape[0], std.shape[1], -1)[..., 0]
+        i = int(np.argmax(np.ptp(mean, axis=1)))
+        x = sl["value"].values[i]
+        label = self.layout.labels()[0]
+        view = {"plots": [{
+            "title": f"{label} along {self.inputs[i]} ({self.fitted_runs} runs)",
+            "x": x.tolist(), "x_label": self.inputs[i],
+            "lines": {"emulator mean": mean[i].tolist()},
+            "band": {"lower": (mean[i] - 1.96 * std[i]).tolist(), "upper": (mean[i] + 1.96 * std[i]).tolist(),
+                     "label": "95 %"},
+        }]}
+        self._live_view_cache = (self.fitted_runs, view)
+        return view
+
     def _sensitivity_dataset(self) -> xr.Dataset:
         if self._sensitivity_cache is not None and self._sensitivity_cache[0] == self.fitted_runs:
             return self._sensitivity_cache[1]
