@@ -1,0 +1,100 @@
+"""The engines' live monitors in a real browser (JupyterLab + headless Chromium).
+
+One notebook launches symbolic regression and an emulator with ``%sciml``; the test
+checks from the DOM that the symreg monitor typesets its live Pareto front in LaTeX
+(KaTeX) and that the emulator monitor draws its slice with the 95 % band, and saves a
+screenshot of each monitor to ``docs/`` for the README.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+
+from browser_helpers import CHROMIUM, CHROMIUM_ARGS, JS_KERNEL_READY, JS_OUTPUT_ERRORS, start_lab, write_notebook
+from test_browser import _poll, _require_chromium
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+DOCS = Path(__file__).parent.parent / "docs"
+
+# coloured (non-grey) pixels in the canvases of the monitor whose kind is `kind`
+JS_INK = """(kind) => {
+  const m = Array.from(document.querySelectorAll('.sciml-monitor'))
+    .find((el) => el.querySelector('.sciml-kind').textContent === kind);
+  return Array.from(m.querySelectorAll('.sciml-view-plot canvas')).map((c) => {
+    const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+    let n = 0;
+    for (let i = 0; i < d.length; i += 4) {
+      const [r, g, b, a] = [d[i], d[i + 1], d[i + 2], d[i + 3]];
+      if (a > 0 && (Math.abs(r - g) > 30 || Math.abs(g - b) > 30)) n++;
+    }
+    return n;
+  });
+}"""
+
+JS_STATE = """() => Array.from(document.querySelectorAll('.sciml-monitor')).map((m) => ({
+  kind: m.querySelector('.sciml-kind').textContent,
+  status: m.dataset.status,
+  katex: m.querySelectorAll('.sciml-view .sciml-latex .katex').length,
+  selected: (m.querySelector('.sciml-view tr.sciml-selected .katex-mathml annotation') || {}).textContent || null,
+  plots: m.querySelectorAll('.sciml-view-plot canvas').length,
+}))"""
+
+
+@pytest.fixture
+def lab(tmp_path):
+    _require_chromium()
+    server = start_lab(tmp_path, {"SCIML_RUNS_DIR": "sciml-runs"})
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.mark.timeout(300)
+def test_engine_monitors_show_latex_front_and_uncertainty_band(lab, artifacts):
+    from playwright.sync_api import sync_playwright
+
+    write_notebook(lab.root / "engines.ipynb", [
+        "%load_ext sciml_lab\nimport numpy as np\n"
+        "rng = np.random.default_rng(0)\nX = rng.uniform(1, 3, size=(200, 2))\ny = 2.5 * X[:, 0] * X[:, 1]\n"
+        "def sim(a, b):\n    return np.sin(3 * a) + 0.1 * b",
+        "%sciml symreg X y --time 20 --seed 0 --name law",
+        '%sciml emulate sim --bounds "a=0:1 b=-1:1" --budget 40 --name emu',
+        "law.wait(120); emu.wait(120); print(law.status, emu.status)",
+    ])
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 1400})
+            page.goto(lab.url("lab/tree/engines.ipynb"), wait_until="domcontentloaded")
+            _poll(lambda: page.evaluate(JS_KERNEL_READY) == "ready", 90, "the kernel", interval=0.25)
+            page.evaluate("() => { window.jupyterapp.shell.collapseLeft(); }")
+            page.evaluate("() => { window.jupyterapp.commands.execute('notebook:run-all-cells'); }")
+            try:
+                states = _poll(lambda: (lambda s: len(s) == 2 and all(m["status"] == "done" for m in s) and s)(
+                    page.evaluate(JS_STATE)), 180, "both jobs done in their monitors", interval=0.5)
+                time.sleep(0.5)  # the last view update
+                states = {m["kind"]: m for m in page.evaluate(JS_STATE)}
+                law, emu = states["symreg"], states["emulate"]
+                assert law["katex"] >= 2, law  # the front: several equations, typeset
+                # the selected equation is 2.5 x0 x1 (KaTeX keeps the TeX source in an annotation)
+                sel = (law["selected"] or "").replace(" ", "")
+                assert "x_{0}" in sel and "x_{1}" in sel and "2.5" in sel, law
+                assert emu["plots"] >= 1, emu
+                ink = page.evaluate(JS_INK, "emulate")
+                assert ink and ink[0] > 300, f"the emulator's slice plot is empty ({ink})"
+                DOCS.mkdir(exist_ok=True)
+                for kind, name in (("symreg", "symreg.png"), ("emulate", "emulate.png")):
+                    mon = page.locator(".sciml-monitor").filter(has=page.locator(".sciml-kind", has_text=kind))
+                    mon.first.screenshot(path=str(artifacts / name))
+                    shutil.copyfile(artifacts / name, DOCS / name)
+            except Exception as exc:
+                page.screenshot(path=str(artifacts / "engines-failure.png"), full_page=True)
+                raise AssertionError(f"{exc}\n{page.evaluate(JS_OUTPUT_ERRORS)}\n{lab.log_tail(30)}") from exc
+        finally:
+            browser.close()
