@@ -26,6 +26,16 @@ from sciml_lab.runtime.store import read_result, write_result
 
 warnings.filterwarnings("ignore", category=FutureWarning)  # arviz 0.2x announces its refactor
 
+
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    """These runs are small: one intra-op thread is faster, and on a shared 2-core
+    machine a second spinning thread made them many times slower."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
 SMALL = dict(n_chains=32, n_training_loops=4, n_loops=4, n_local_steps=20, n_global_steps=20, n_epochs=5,
              device="cpu", seed=0)
 
@@ -337,3 +347,10 @@ def test_sample_extend_then_reopen_and_resume(tmp_path):
     reopened.extend(loops=1)
     assert reopened.wait(120) == "done"
     assert reopened.result["posterior"].sizes["draw"] == draws * 2
+
+
+def test_one_step_stays_short_with_many_chains():
+    eng = FlowMCEngine(lambda x: -0.5 * (x ** 2).sum(1), dim=2, n_chains=4096, n_local_steps=30, device="cpu")
+    eng.step()
+    # 32768 chain-evaluations per call: 8 of the 30 local steps, the rest in later calls
+    assert eng.phase == "local" and eng.phase_steps == FlowMCEngine.CHAIN_EVALS_PER_CALL // 4096

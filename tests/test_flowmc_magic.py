@@ -7,6 +7,7 @@ import pytest
 IPython = pytest.importorskip("IPython")
 from IPython.core.error import UsageError  # noqa: E402
 from IPython.testing.globalipapp import start_ipython  # noqa: E402
+from test_flowmc import one_torch_thread  # noqa: E402, F401 - the shared autouse fixture
 
 FAST = "--chains 8 --training-loops 2 --loops 2 --local-steps 10 --global-steps 10 --epochs 2 --device cpu --no-monitor"
 

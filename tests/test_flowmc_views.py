@@ -13,6 +13,7 @@ import torch
 
 from sciml_lab.flowmc import FlowMCEngine, plots
 from sciml_lab.runtime.store import read_result, write_result
+from test_flowmc import one_torch_thread  # noqa: F401 - the shared autouse fixture
 
 warnings.filterwarnings("ignore", category=FutureWarning)  # arviz 0.2x announces its refactor
 

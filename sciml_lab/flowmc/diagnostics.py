@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import special, stats
 
-__all__ = ["rank_normalize", "split_chains", "rhat", "ess_bulk", "summary_diagnostics"]
+__all__ = ["rank_normalize", "split_chains", "rhat", "ess_bulk", "summary_diagnostics", "thinned_draws"]
 
 
 def split_chains(draws: np.ndarray) -> np.ndarray:
@@ -30,9 +30,11 @@ def split_chains(draws: np.ndarray) -> np.ndarray:
     return np.concatenate([draws[:, :half], draws[:, draws.shape[1] - half:]], axis=0)
 
 
-def rank_normalize(draws: np.ndarray) -> np.ndarray:
+def rank_normalize(draws: np.ndarray, ties: str = "average") -> np.ndarray:
     """Replace each parameter's draws by the normal quantiles of their pooled ranks
-    (average ranks for ties, Blom's offset 3/8).
+    (Blom's offset 3/8). ``ties="average"`` gives tied draws their average rank (as
+    ArviZ does); ``"ordinal"`` breaks ties by position, which is three times faster
+    and identical for continuous draws.
 
     Example:
         >>> z = rank_normalize(np.arange(12.0).reshape(2, 6, 1))
@@ -41,9 +43,13 @@ def rank_normalize(draws: np.ndarray) -> np.ndarray:
     """
     draws = np.asarray(draws, dtype=float)
     c, n, p = draws.shape
-    flat = draws.transpose(2, 0, 1).reshape(p, c * n)
-    ranks = stats.rankdata(flat, method="average", axis=1)
     size = c * n
+    flat = np.ascontiguousarray(draws.transpose(2, 0, 1).reshape(p, size))
+    if ties == "ordinal":
+        ranks = np.empty((p, size))
+        ranks[np.arange(p)[:, None], np.argsort(flat, axis=1)] = np.arange(1, size + 1, dtype=float)
+    else:
+        ranks = stats.rankdata(flat, method="average", axis=1)
     z = special.ndtri((ranks - 0.375) / (size + 0.25))
     return z.reshape(p, c, n).transpose(1, 2, 0)
 
@@ -55,6 +61,11 @@ def _classic_rhat(draws: np.ndarray) -> np.ndarray:
     within = draws.var(axis=1, ddof=1).mean(axis=0)
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.sqrt((between / within + n - 1) / n)
+
+
+def _rhat_from_split(split: np.ndarray, z_bulk: np.ndarray, ties: str = "average") -> np.ndarray:
+    folded = np.abs(split - np.median(split.reshape(-1, split.shape[2]), axis=0))
+    return np.fmax(_classic_rhat(z_bulk), _classic_rhat(rank_normalize(folded, ties)))
 
 
 def rhat(draws: np.ndarray) -> np.ndarray:
@@ -70,10 +81,7 @@ def rhat(draws: np.ndarray) -> np.ndarray:
         True
     """
     split = split_chains(draws)
-    bulk = _classic_rhat(rank_normalize(split))
-    folded = np.abs(split - np.median(split.reshape(-1, split.shape[2]), axis=0))
-    tail = _classic_rhat(rank_normalize(folded))
-    return np.fmax(bulk, tail)
+    return _rhat_from_split(split, rank_normalize(split))
 
 
 def _autocovariance(x: np.ndarray) -> np.ndarray:
@@ -131,12 +139,31 @@ def ess_bulk(draws: np.ndarray) -> np.ndarray:
     return _ess(rank_normalize(split_chains(draws)))
 
 
-def summary_diagnostics(draws: np.ndarray, max_draws: int = 1000) -> tuple[float, float]:
-    """Worst R-hat and smallest bulk ESS over parameters, cheaply.
+def thinned_draws(n_chains: int, n_draws: int, n_params: int, max_draws: int = 1000,
+                  max_values: int = 100_000) -> np.ndarray:
+    """Indices of evenly spaced draws that keep at most ``max_draws`` per chain and
+    ``max_values`` numbers in all (but at least 50 draws per chain).
 
-    Chains longer than ``max_draws`` are thinned evenly to ``max_draws`` draws
-    first, which bounds the cost; thinning can only lower ESS, so the reported ESS
-    is a conservative estimate for long runs.
+    Example:
+        >>> thinned_draws(64, 720, 50).size
+        50
+        >>> thinned_draws(4, 720, 2).size
+        720
+    """
+    keep = min(max_draws, max(50, max_values // max(n_chains * n_params, 1)))
+    if n_draws <= keep:
+        return np.arange(n_draws)
+    return np.unique(np.linspace(0, n_draws - 1, keep).round().astype(int))
+
+
+def summary_diagnostics(draws: np.ndarray, max_draws: int = 1000, max_values: int = 100_000) -> tuple[float, float]:
+    """Worst R-hat and smallest bulk ESS over parameters, cheaply enough to run after
+    every loop.
+
+    The cost is bounded by evenly thinning each chain to at most ``max_draws`` draws
+    and to at most ``max_values`` numbers in all (never below 50 draws per chain).
+    Thinning can only lower ESS, so for long runs the live ESS is a conservative
+    estimate; the final summary (``plots.summary``, ArviZ) uses every draw.
 
     Example:
         >>> rng = np.random.default_rng(1)
@@ -144,13 +171,12 @@ def summary_diagnostics(draws: np.ndarray, max_draws: int = 1000) -> tuple[float
         >>> r < 1.01 and e > 3000
         True
     """
-    draws = np.asarray(draws, dtype=float)
-    if draws.shape[0] < 2 or draws.shape[1] < 8:
+    c, n, p = draws.shape
+    if c < 2 or n < 8:
         return float("nan"), float("nan")
-    n = draws.shape[1]
-    if n > max_draws:
-        idx = np.linspace(0, n - 1, max_draws).round().astype(int)
-        draws = draws[:, idx]
+    draws = np.asarray(draws[:, thinned_draws(c, n, p, max_draws, max_values)], dtype=float)
     if not np.isfinite(draws).all():
         return float("nan"), float("nan")
-    return float(np.nanmax(rhat(draws))), float(np.nanmin(ess_bulk(draws)))
+    split = split_chains(draws)
+    z_bulk = rank_normalize(split, "ordinal")  # shared by R-hat and ESS
+    return float(np.nanmax(_rhat_from_split(split, z_bulk, "ordinal"))), float(np.nanmin(_ess(z_bulk)))

@@ -41,6 +41,22 @@ def _coupling_flow(dim: int, layers: int, hidden: tuple[int, ...], bins: int) ->
     return zuko.flows.Flow(transforms, base)
 
 
+def _start_at_identity(flow: zuko.flows.Flow) -> None:
+    """Zero the output layer of every coupling network (and the parameters of 1-D
+    element-wise splines): all-zero spline parameters are the identity map, so the
+    untrained proposal is exactly the whitening Gaussian, already a good proposal for
+    near-Gaussian targets; training then learns only what is not Gaussian."""
+    with torch.no_grad():
+        for module in flow.modules():
+            if isinstance(module, zuko.flows.GeneralCouplingTransform):
+                last = [m for m in module.hyper.modules() if hasattr(m, "weight") and hasattr(m, "bias")][-1]
+                last.weight.zero_()
+                last.bias.zero_()
+            elif isinstance(module, zuko.flows.ElementWiseTransform):
+                for p in module.parameters():
+                    p.zero_()
+
+
 class FlowProposal(nn.Module):
     """Whitening + coupling spline flow, trained by maximum likelihood.
 
@@ -62,16 +78,19 @@ class FlowProposal(nn.Module):
     """
 
     def __init__(self, dim: int, layers: int = 4, hidden: tuple[int, ...] = (64, 64), bins: int = 8,
-                 learning_rate: float = 1e-3, seed: int = 0):
+                 learning_rate: float = 1e-3, seed: int = 0, defensive: float = 0.1, defensive_scale: float = 2.0):
         super().__init__()
         self.dim = int(dim)
+        if not 0.0 <= defensive < 1.0:
+            raise ValueError(f"defensive: expected a weight in [0, 1), got {defensive!r}")
+        self.defensive, self.defensive_scale = float(defensive), float(defensive_scale)
+        #: scale of the base normal when sampling; above 1 the proposal reaches a little
+        #: beyond the states it was trained on (along the flow's learned geometry)
+        self.temperature = 1.0
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             self.flow = _coupling_flow(self.dim, layers, tuple(hidden), bins)
-            if self.dim == 1:  # zuko's element-wise splines start random; start from the identity instead
-                with torch.no_grad():
-                    for p in self.flow.parameters():
-                        p.zero_()
+        _start_at_identity(self.flow)
         self.register_buffer("shift", torch.zeros(dim))
         self.register_buffer("chol", torch.eye(dim))
         self.learning_rate = float(learning_rate)
@@ -107,18 +126,54 @@ class FlowProposal(nn.Module):
         return torch.log(self.chol.diagonal()).sum()
 
     # ------------------------------------------------------------------ density
+    def _log_wide(self, z: torch.Tensor) -> torch.Tensor:
+        s = self.defensive_scale
+        return (-0.5 * (z / s).pow(2).sum(-1) - self.dim * (math.log(s) + 0.5 * math.log(2 * math.pi)))
+
+    def _mix(self, log_flow: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        if self.defensive == 0.0:
+            return log_flow
+        return torch.logaddexp(math.log1p(-self.defensive) + log_flow,
+                               math.log(self.defensive) + self._log_wide(z))
+
+    def _log_base(self, eps: torch.Tensor) -> torch.Tensor:
+        t = self.temperature
+        return -0.5 * (eps / t).pow(2).sum(-1) - self.dim * (math.log(t) + 0.5 * math.log(2 * math.pi))
+
+    def _log_flow(self, z: torch.Tensor) -> torch.Tensor:
+        eps, ladj = self.flow().transform.call_and_ladj(z)
+        return self._log_base(eps) + ladj
+
     def log_prob(self, x: torch.Tensor) -> torch.Tensor:
         """Exact log-density of the proposal at ``x`` (chain space)."""
         with torch.no_grad():
-            return self.flow().log_prob(self._whiten(x)) - self._log_det_chol()
+            z = self._whiten(x)
+            return self._mix(self._log_flow(z), z) - self._log_det_chol()
 
     def sample_and_log_prob(self, n: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-        """``n`` independent draws and their exact log-density (reproducible with ``generator``)."""
+        """``n`` independent draws and their exact log-density (reproducible with ``generator``).
+
+        With probability ``defensive`` a draw comes from a wide Gaussian (``defensive_scale``
+        times the whitening scale) instead of the flow: the mixture's tails are never
+        lighter than that Gaussian's, so a chain far in the target's tails, where the
+        flow has little mass, can still be moved (defensive importance sampling,
+        Hesterberg 1995).
+        """
         with torch.no_grad():
             dist = self.flow()
-            eps = torch.randn(n, self.dim, generator=generator, dtype=self.chol.dtype, device=self.chol.device)
+            kw = dict(dtype=self.chol.dtype, device=self.chol.device)
+            noise = torch.randn(n, self.dim, generator=generator, **kw)
+            wide = torch.rand(n, generator=generator, **kw) < self.defensive
+            eps = noise * self.temperature
             z, ladj = dist.transform.inv.call_and_ladj(eps)
-            logq = dist.base.log_prob(eps) - ladj - self._log_det_chol()
+            log_flow = self._log_base(eps) - ladj
+            if bool(wide.any()):
+                zw = noise[wide] * self.defensive_scale
+                z = z.clone()
+                z[wide] = zw
+                log_flow = log_flow.clone()
+                log_flow[wide] = self._log_flow(zw)
+            logq = self._mix(log_flow, z) - self._log_det_chol()
             x = z @ self.chol.T + self.shift
         return x, logq
 

@@ -155,8 +155,8 @@ def local_step(kernel: str, target: Target, state: ChainState, eps: float, chol:
     return ChainState(new_x, new_lp, new_grad), accepted, alpha
 
 
-def global_block(target: Target, proposal: Proposal, state: ChainState, n_steps: int,
-                 generator: torch.Generator) -> tuple[ChainState, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+def global_block(target: Target, proposal: Proposal, state: ChainState, n_steps: int, generator: torch.Generator
+                 ) -> tuple[ChainState, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """``n_steps`` independence Metropolis-Hastings moves of every chain with a fixed
     proposal. All proposals and their target densities are computed in one batch
     (the proposal does not depend on the chain), then accepted in sequence.

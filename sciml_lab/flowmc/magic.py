@@ -74,7 +74,8 @@ def _configure(p: argparse.ArgumentParser) -> None:
 
 
 def _from_cell(cell: str, shell: Any, args: argparse.Namespace) -> dict[str, Any]:
-    ns = dict(shell.user_ns)
+    # the cell runs like any cell: what it defines stays in the notebook's namespace
+    ns = shell.user_ns
     before = {k: id(v) for k, v in ns.items()}
     exec(compile(cell, "<%%sciml flowmc>", "exec"), ns)  # noqa: S102 - the user's own cell
     defined = {k for k, v in ns.items() if before.get(k) != id(v)}
@@ -82,7 +83,7 @@ def _from_cell(cell: str, shell: Any, args: argparse.Namespace) -> dict[str, Any
         raise UsageError(f"%%sciml flowmc: the cell must define a function {args.log_prob}(x) returning "
                          "one log-density per chain (or name it with --log-prob NAME)")
     found = {"log_prob": ns[args.log_prob]}
-    for key in ("init", "params", "bounds"):
+    for key in ("dim", "init", "params", "bounds"):
         if key in defined:
             found[key] = ns[key]
     return found
@@ -121,8 +122,9 @@ def _run(args: argparse.Namespace, cell: str | None, shell: Any):
         thin=args.thin, device=args.device, dtype=args.dtype, seed=args.seed,
     )
     log_prob = objects.pop("log_prob")
+    dim = objects.pop("dim", None) if args.dim is None else args.dim
     try:
-        job = sample(log_prob, args.dim, **objects, **options, **launch_kwargs(args))
+        job = sample(log_prob, dim, **objects, **options, **launch_kwargs(args))
     except (ValueError, TypeError) as exc:
         raise UsageError(f"%sciml flowmc: {exc}") from None
     return finish_launch(job, args, shell)
