@@ -1,9 +1,10 @@
 """The engines' live monitors in a real browser (JupyterLab + headless Chromium).
 
-One notebook launches symbolic regression and an emulator with ``%sciml``; the test
-checks from the DOM that the symreg monitor typesets its live Pareto front in LaTeX
-(KaTeX) and that the emulator monitor draws its slice with the 95 % band, and saves a
-screenshot of each monitor to ``docs/`` for the README.
+One notebook launches symbolic regression, an emulator and flow-MCMC with ``%sciml``;
+the test checks from the DOM that the symreg monitor typesets its live Pareto front in
+LaTeX (KaTeX), that the emulator monitor draws its slice with the 95 % band, and that
+the flow-MCMC monitor's R-hat badge turns green (R-hat < 1.01) as the run converges,
+and saves a screenshot of each monitor to ``docs/`` for the README.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ JS_STATE = """() => Array.from(document.querySelectorAll('.sciml-monitor')).map(
   katex: m.querySelectorAll('.sciml-view .sciml-latex .katex').length,
   selected: (m.querySelector('.sciml-view tr.sciml-selected .katex-mathml annotation') || {}).textContent || null,
   plots: m.querySelectorAll('.sciml-view-plot canvas').length,
+  badges: Array.from(m.querySelectorAll('.sciml-badge')).map((b) => [b.dataset.metric, b.dataset.state, b.textContent]),
 }))"""
 
 
@@ -55,7 +57,7 @@ def lab(tmp_path):
         server.stop()
 
 
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(420)
 def test_engine_monitors_show_latex_front_and_uncertainty_band(lab, artifacts):
     from playwright.sync_api import sync_playwright
 
@@ -66,6 +68,11 @@ def test_engine_monitors_show_latex_front_and_uncertainty_band(lab, artifacts):
         "%sciml symreg X y --time 20 --seed 0 --name law",
         '%sciml emulate sim --bounds "a=0:1 b=-1:1" --budget 40 --name emu',
         "law.wait(120); emu.wait(120); print(law.status, emu.status)",
+        '%%sciml flowmc --chains 64 --until "rhat<1.01" --seed 0 --name post\n'
+        "def log_prob(x):  # a correlated 2-D Gaussian\n"
+        "    return -0.5 * (x[:, 0] ** 2 + (x[:, 1] - 0.8 * x[:, 0]) ** 2 / 0.36)\n"
+        "dim = 2",
+        "post.wait(240); print(post.status)",
     ])
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
@@ -76,8 +83,16 @@ def test_engine_monitors_show_latex_front_and_uncertainty_band(lab, artifacts):
             page.evaluate("() => { window.jupyterapp.shell.collapseLeft(); }")
             page.evaluate("() => { window.jupyterapp.commands.execute('notebook:run-all-cells'); }")
             try:
-                states = _poll(lambda: (lambda s: len(s) == 2 and all(m["status"] == "done" for m in s) and s)(
-                    page.evaluate(JS_STATE)), 180, "both jobs done in their monitors", interval=0.5)
+                # flow-MCMC: the R-hat badge is seen failing the target while it runs, then passing
+                rhat_states = []
+
+                def post_done():
+                    st = {m["kind"]: m for m in page.evaluate(JS_STATE)}
+                    post = st.get("flowmc")
+                    if post is not None:
+                        rhat_states.extend(b[1] for b in post["badges"] if b[0] == "rhat")
+                    return len(st) == 3 and all(m["status"] == "done" for m in st.values()) and st
+                _poll(post_done, 280, "the three jobs done in their monitors", interval=0.25)
                 time.sleep(0.5)  # the last view update
                 states = {m["kind"]: m for m in page.evaluate(JS_STATE)}
                 law, emu = states["symreg"], states["emulate"]
@@ -88,8 +103,13 @@ def test_engine_monitors_show_latex_front_and_uncertainty_band(lab, artifacts):
                 assert emu["plots"] >= 1, emu
                 ink = page.evaluate(JS_INK, "emulate")
                 assert ink and ink[0] > 300, f"the emulator's slice plot is empty ({ink})"
+                post = states["flowmc"]
+                rhat = next(b for b in post["badges"] if b[0] == "rhat")
+                assert rhat[1] == "pass", post["badges"]  # R-hat < 1.01 at the end...
+                assert "fail" in rhat_states, rhat_states[:20]  # ...after being above it live
+                assert rhat_states.index("pass") > rhat_states.index("fail")
                 DOCS.mkdir(exist_ok=True)
-                for kind, name in (("symreg", "symreg.png"), ("emulate", "emulate.png")):
+                for kind, name in (("symreg", "symreg.png"), ("emulate", "emulate.png"), ("flowmc", "flowmc.png")):
                     mon = page.locator(".sciml-monitor").filter(has=page.locator(".sciml-kind", has_text=kind))
                     mon.first.screenshot(path=str(artifacts / name))
                     shutil.copyfile(artifacts / name, DOCS / name)

@@ -24,12 +24,17 @@ export function formatSeconds(s) {
   return h ? `${h}:${pad(m)}:${pad(sec)}` : `${m}:${pad(sec)}`;
 }
 
+// Python-style format specs: ".3f" fixed decimals, ".2g" significant digits (default ".4g").
 export function formatValue(v, fmt) {
   if (v === null || v === undefined || !Number.isFinite(v)) return "–";
-  const digits = fmt && /\.(\d+)/.test(fmt) ? parseInt(/\.(\d+)/.exec(fmt)[1], 10) : 3;
+  const m = /\.(\d+)([fge])?$/.exec(fmt || "");
+  const digits = m ? parseInt(m[1], 10) : 4;
+  const kind = m && m[2] ? m[2] : "g";
   const a = Math.abs(v);
-  if (a !== 0 && (a >= 1e5 || a < 1e-3)) return v.toExponential(Math.max(0, digits - 1));
-  return String(Number(v.toPrecision(Math.max(1, digits + 1))));
+  if (kind === "f" && a < 1e15) return v.toFixed(digits);
+  if (kind === "e") return v.toExponential(digits);
+  if (a !== 0 && (a >= 1e6 || a < 1e-3)) return v.toExponential(Math.max(0, digits - 1));
+  return String(Number(v.toPrecision(Math.max(1, digits))));
 }
 
 // "pass" when the metric meets the badge's criterion, "fail" when it does not, "none" when unknown.

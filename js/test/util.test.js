@@ -28,6 +28,10 @@ test("formatSeconds and formatValue", () => {
   assert.equal(formatSeconds(3725), "1:02:05");
   assert.equal(formatSeconds(65.4), "1:05");
   assert.equal(formatSeconds(null), "–");
-  assert.equal(formatValue(1.0049, ".3g"), "1.005");
-  assert.equal(formatValue(0.00001234), "1.23e-5");
+  assert.equal(formatValue(1.0049, ".3g"), "1");
+  assert.equal(formatValue(1.00993, ".3f"), "1.010");  // R-hat: fixed decimals, not rounded to "1.01"
+  assert.equal(formatValue(6000.4, ".0f"), "6000");
+  assert.equal(formatValue(0.008195, ".3g"), "0.00819");
+  assert.equal(formatValue(3.14159), "3.142");
+  assert.equal(formatValue(0.00001234), "1.234e-5");
 });
