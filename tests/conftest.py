@@ -39,3 +39,15 @@ def isolated_jobs():
             j.stop(grace=2.0)
             j.wait(15)
     jobmod._JOBS.clear()
+
+
+@pytest.fixture(scope="session")
+def ipython_shell():
+    """One real IPython shell for the whole session (IPython allows one per process),
+    with ``%load_ext sciml_lab`` done."""
+    from IPython.core.interactiveshell import InteractiveShell
+    from IPython.testing.globalipapp import start_ipython
+
+    ip = start_ipython() or InteractiveShell.instance()  # None when an earlier test started it
+    ip.run_line_magic("load_ext", "sciml_lab")
+    return ip

@@ -4,18 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-IPython = pytest.importorskip("IPython")
+import IPython  # noqa: E402,F401 - a hard dependency: never skip
 from IPython.core.error import UsageError  # noqa: E402
-from IPython.testing.globalipapp import start_ipython  # noqa: E402
 
 FAST = "--device cpu --no-monitor --workers 2"
 
 
 @pytest.fixture(scope="module")
-def shell():
-    ip = start_ipython()
-    ip.run_line_magic("load_ext", "sciml_lab")
-    return ip
+def shell(ipython_shell):
+    return ipython_shell
 
 
 def test_simulator_form_launches_and_binds_the_job(shell, tmp_path):

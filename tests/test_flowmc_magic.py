@@ -4,19 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-IPython = pytest.importorskip("IPython")
+import IPython  # noqa: E402,F401 - a hard dependency: never skip
 from IPython.core.error import UsageError  # noqa: E402
-from IPython.testing.globalipapp import start_ipython  # noqa: E402
 from test_flowmc import one_torch_thread  # noqa: E402, F401 - the shared autouse fixture
 
 FAST = "--chains 8 --training-loops 2 --loops 2 --local-steps 10 --global-steps 10 --epochs 2 --device cpu --no-monitor"
 
 
 @pytest.fixture(scope="module")
-def shell():
-    ip = start_ipython()
-    ip.run_line_magic("load_ext", "sciml_lab")
-    return ip
+def shell(ipython_shell):
+    return ipython_shell
 
 
 def test_cell_form_launches_and_binds_the_job(shell, tmp_path):

@@ -4,17 +4,14 @@ from __future__ import annotations
 
 import pytest
 from IPython.core.error import UsageError
-from IPython.core.interactiveshell import InteractiveShell
 
 import engines
 
 
 @pytest.fixture(scope="module")
-def shell():
-    sh = InteractiveShell.instance()
-    sh.run_line_magic("load_ext", "sciml_lab")
+def shell(ipython_shell):
     engines.register_magic()
-    return sh
+    return ipython_shell
 
 
 def run_error(shell, line, capsys):

@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-IPython = pytest.importorskip("IPython")
+import IPython  # noqa: E402,F401 - a hard dependency: never skip
 from IPython.core.error import UsageError  # noqa: E402
-from IPython.testing.globalipapp import start_ipython  # noqa: E402
 
 FAST = "--ops '+ - * /' --iterations 40 --islands 2 --population 32 --device cpu --no-monitor"
 
 
 @pytest.fixture(scope="module")
-def shell():
-    ip = start_ipython()
-    ip.run_line_magic("load_ext", "sciml_lab")
+def shell(ipython_shell):
+    ip = ipython_shell
     ip.run_cell(
         "import numpy as np, pandas as pd\n"
         "rng = np.random.default_rng(0)\n"

@@ -8,7 +8,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-nbclient = pytest.importorskip("nbclient")
+import nbclient  # noqa: E402 - a test dependency: missing means a broken install, not a skip
 
 ROOT = Path(__file__).parent.parent
 
