@@ -5,18 +5,12 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import nbformat
-import pytest
-
-import nbclient  # noqa: E402 - a test dependency: missing means a broken install, not a skip
+from test_notebooks import execute
 
 ROOT = Path(__file__).parent.parent
 
-
 def test_symbolic_regression_notebook_runs_and_recovers_two_pi(tmp_path):
-    nb = nbformat.read(ROOT / "example_notebooks" / "03_symbolic_regression.ipynb", as_version=4)
-    nbclient.NotebookClient(nb, timeout=300, kernel_name="python3",
-                            resources={"metadata": {"path": str(tmp_path)}}).execute()
+    nb = execute(ROOT / "example_notebooks" / "03_symbolic_regression.ipynb", tmp_path, timeout=300)
     outputs = [o for c in nb.cells for o in c.get("outputs", [])]
     assert not [o for o in outputs if o.get("output_type") == "error"]
     assert any("application/vnd.jupyter.widget-view+json" in o.get("data", {}) for o in outputs)
