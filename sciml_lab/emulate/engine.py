@@ -24,7 +24,7 @@ import torch
 import xarray as xr
 
 from ..device import resolve_device
-from ..runtime.engine import Badge, Chart, MonitorSpec, parse_criteria, register_engine
+from ..runtime.engine import Badge, Chart, MonitorSpec, badge_targets, parse_criteria, register_engine
 from .design import DESIGNS, candidates, initial_design, select_batch
 from .emulator import Emulator, OutputLayout, small_problem_threads
 from .sensitivity import sobol_indices
@@ -39,12 +39,8 @@ _RESERVED = {"inputs", "failed", "error", "batch", "attempts", "run", "input"}
 
 
 def _monitor(until: str | None) -> MonitorSpec:
-    nrmse_badge, coverage_badge = "nrmse<0.01", "coverage>0.9"
-    for c in parse_criteria(until):
-        if c.metric == "nrmse":
-            nrmse_badge = str(c)
-        elif c.metric == "coverage":
-            coverage_badge = str(c)
+    targets = badge_targets(until, {"nrmse": "nrmse<0.01", "coverage": "coverage>0.9"})
+    nrmse_badge, coverage_badge = targets["nrmse"], targets["coverage"]
     return MonitorSpec(
         charts=(
             Chart("error vs runs", ("nrmse",), log_y=True, x="runs"),

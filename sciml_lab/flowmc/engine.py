@@ -30,7 +30,7 @@ import torch
 import xarray as xr
 
 from ..device import resolve_device, resolve_dtype
-from ..runtime.engine import Badge, Chart, MonitorSpec, parse_criteria, register_engine
+from ..runtime.engine import Badge, Chart, MonitorSpec, badge_targets, parse_criteria, register_engine
 from .diagnostics import summary_diagnostics, thinned_draws
 from .flow import FlowProposal
 from .kernels import KERNELS, TARGET_ACCEPTANCE, ChainState, global_block, local_step, nominal_step_size, \
@@ -48,12 +48,8 @@ _GRADIENT_FREE_NOTE = ("log_prob has no torch gradient: sampling with the gradie
 
 
 def _monitor(until: str | None, note: str = "") -> MonitorSpec:
-    rhat_badge, ess_badge = "rhat<1.01", "ess>400"
-    for c in parse_criteria(until):
-        if c.metric == "rhat":
-            rhat_badge = str(c)
-        elif c.metric == "ess":
-            ess_badge = str(c)
+    targets = badge_targets(until, {"rhat": "rhat<1.01", "ess": "ess>400"})
+    rhat_badge, ess_badge = targets["rhat"], targets["ess"]
     return MonitorSpec(
         charts=(
             Chart("log density (mean over chains)", ("lp_mean",)),

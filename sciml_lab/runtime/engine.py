@@ -24,6 +24,7 @@ __all__ = [
     "MonitorSpec",
     "Criterion",
     "parse_criteria",
+    "badge_targets",
     "register_engine",
     "engine_class",
     "check_budget",
@@ -141,6 +142,21 @@ def parse_criteria(text: str | None, known: tuple[str, ...] | None = None) -> li
                 raise ValueError(
                     f"until: unknown metric {c.metric!r}; expected one of {', '.join(known)}"
                 )
+    return out
+
+
+def badge_targets(until: str | None, defaults: Mapping[str, str]) -> dict[str, str]:
+    """The criterion each badge shows: the user's convergence target where it names
+    the badge's metric, else the engine's default.
+
+    Example:
+        >>> badge_targets("rhat<1.001", {"rhat": "rhat<1.01", "ess": "ess>400"})
+        {'rhat': 'rhat<1.001', 'ess': 'ess>400'}
+    """
+    out = dict(defaults)
+    for c in parse_criteria(until):
+        if c.metric in out:
+            out[c.metric] = str(c)
     return out
 
 
