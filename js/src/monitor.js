@@ -99,8 +99,14 @@ function chartData(s, chart) {
   const data = [x];
   for (const name of chart.series) data.push(s.cols[name] ? pick(s.cols[name]) : new Array(x.length).fill(null));
   for (const v of chart.hlines || []) data.push(new Array(x.length).fill(v));
+  data.hidden = 0; // values a log scale cannot draw (<= 0): counted, and said in the title
   if (chart.log_y) {
-    for (let i = 1; i < data.length; i++) data[i] = data[i].map((v) => (v !== null && v > 0 ? v : null));
+    for (let i = 1; i < data.length; i++) {
+      data[i] = data[i].map((v) => {
+        if (v !== null && v <= 0) data.hidden++;
+        return v !== null && v > 0 ? v : null;
+      });
+    }
   }
   return data;
 }
@@ -179,7 +185,12 @@ function render({ model, el: root }) {
   function drawCharts() {
     if (!dirty) return;
     dirty = false;
-    for (const p of plots) p.plot.setData(chartData(s, p.chart));
+    for (const p of plots) {
+      const data = chartData(s, p.chart);
+      p.plot.setData(data);
+      const title = p.plot.root.querySelector(".u-title");
+      if (title) title.textContent = p.chart.title + (data.hidden ? ` (${data.hidden} values ≤ 0 not drawn on the log scale)` : "");
+    }
   }
 
   function renderBadges() {
