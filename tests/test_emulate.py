@@ -217,7 +217,10 @@ def test_log_scaled_input():
     run(eng)
     assert eng.log_inputs == ["k"]
     x = eng.snapshot()["design"]["inputs"].sel(input="k").values
-    assert (x < 1e-1).mean() > 0.3  # log-uniform design: a third of the points below 0.1
+    # log-uniform initial design: a third of its points below 0.1 (the adaptive points
+    # after it follow the emulator's variance, so only check they reach the low decades too)
+    assert (x[:eng.n_initial] < 1e-1).mean() > 0.3
+    assert (x < 1e-1).mean() > 0.2
     ds = eng.get_emulator().predict({"k": [1.0, 100.0], "c": [0.5, 0.5]})
     np.testing.assert_allclose(ds["mean"].values, [0.5, 2.5], atol=0.05)
 
