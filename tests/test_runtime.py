@@ -24,6 +24,14 @@ from engines import StepEngine, reference_total
 TESTS = Path(__file__).parent
 
 
+def stop_after(job, seconds):
+    """Let ``job`` run for ``seconds``, stop it, check it stopped; returns its step."""
+    time.sleep(seconds)
+    job.stop()
+    assert job.wait(10) == "stopped"
+    return job.step
+
+
 def statuses(job):
     return [e.status for e in job.events if not e.metrics]
 
@@ -49,10 +57,7 @@ def test_job_runs_to_done_through_every_state(runs):
 
 def test_stop_keeps_partial_result_on_disk(runs):
     job = launch(StepEngine(steps=100_000, delay=0.002), name="stopme")
-    time.sleep(0.5)
-    job.stop()
-    assert job.wait(10) == "stopped"
-    n = job.step
+    n = stop_after(job, 0.5)
     assert 10 < n < 100_000
     disk = read_result(runs / "stopme" / "result.nc")
     assert disk["trace"].sizes["step"] == n  # the stop wrote the final snapshot
@@ -214,10 +219,7 @@ def test_a_killed_worker_leaves_a_readable_result_and_a_failed_job(runs):
 # ------------------------------------------------------------------ resume in a new process
 def test_resume_from_checkpoint_in_a_new_process(runs):
     job = launch(StepEngine(steps=200, delay=0.005), name="resumable")
-    time.sleep(0.3)
-    job.stop()
-    assert job.wait(10) == "stopped"
-    n = job.step
+    n = stop_after(job, 0.3)
     script = textwrap.dedent(f"""
         import sys, json
         sys.path.insert(0, {str(TESTS)!r})

@@ -45,14 +45,21 @@ def state_updates(log, key):
             if kind == "comm_msg" and d.get("method") == "update" and key in d.get("state", {})]
 
 
-def test_fast_engine_is_throttled_to_ten_flushes_a_second_and_loses_no_row(runs, sent):
-    job = launch(StepEngine(steps=10**9), name="fast", start=False, save_every=60)
+def run_monitored(engine, name, seconds):
+    """Run ``engine`` with a Monitor attached from the first step for ``seconds``, stop it,
+    and let the pump send its last flush."""
+    job = launch(engine, name=name, start=False, save_every=60)
     mon = Monitor(job)
     job.start()
-    time.sleep(2.0)
+    time.sleep(seconds)
     job.stop()
-    job.wait(10)
+    assert job.wait(10) == "stopped"
     time.sleep(0.3)  # the pump's last flush
+    return job, mon
+
+
+def test_fast_engine_is_throttled_to_ten_flushes_a_second_and_loses_no_row(runs, sent):
+    job, mon = run_monitored(StepEngine(steps=10**9), "fast", seconds=2.0)
     msgs = rows_messages(sent)
     steps = np.concatenate([decode(m, b)[:, 0] for _, m, b in msgs])
     n = job.step
@@ -149,13 +156,7 @@ def test_bad_rate_is_rejected(runs):
 
 
 def test_live_view_reaches_the_widget_at_most_four_times_a_second(runs, sent):
-    job = launch(StepEngine(steps=10**9), name="viewed", start=False, save_every=60)
-    mon = Monitor(job)
-    job.start()
-    time.sleep(1.5)
-    job.stop()
-    job.wait(10)
-    time.sleep(0.3)
+    job, mon = run_monitored(StepEngine(steps=10**9), "viewed", seconds=1.5)
     views = state_updates(sent, "view")
     assert 2 <= len(views) <= 1.5 * 4 + 3  # the loop sends a view every 0.25 s at most (+ the final one)
     last = mon.view
