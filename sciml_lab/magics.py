@@ -125,13 +125,18 @@ def add_launch_options(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--runs-dir", default=None, help="root of run folders (default: sciml-runs)")
     g.add_argument("--save-every", type=positive_float, default=5.0,
                    help="seconds between writes of result.nc and the checkpoint")
+    g.add_argument("--threads", type=positive_int, default=None,
+                   help="PyTorch CPU threads for the job (default: torch's own setting)")
     g.add_argument("--no-monitor", action="store_true", help="do not display the live monitor")
 
 
 def launch_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     """The keyword arguments of :func:`sciml_lab.runtime.launch` from the shared options."""
-    return {"name": args.name, "executor": args.executor, "runs_dir": args.runs_dir,
-            "save_every": args.save_every}
+    kwargs = {"name": args.name, "executor": args.executor, "runs_dir": args.runs_dir,
+              "save_every": args.save_every}
+    if args.threads is not None:
+        kwargs["threads"] = args.threads
+    return kwargs
 
 
 def resolve_object(shell, expr: str, what: str) -> Any:

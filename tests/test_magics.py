@@ -24,10 +24,10 @@ def run_error(shell, line, capsys):
 
 
 def test_launch_binds_the_job_and_manages_it(shell, runs, capsys):
-    res = shell.run_cell("%sciml teststep --steps 20 --name via_magic --no-monitor")
+    res = shell.run_cell("%sciml teststep --steps 20 --name via_magic --threads 1 --no-monitor")
     assert res.error_in_exec is None
     job = shell.user_ns["via_magic"]
-    assert job.kind == "teststep"
+    assert job.kind == "teststep" and job.record["threads"] == 1
     shell.run_cell("%sciml wait via_magic --timeout 30")
     assert "job 'via_magic': done" in capsys.readouterr().out
     shell.run_cell("%sciml extend via_magic --steps 5")
@@ -66,6 +66,8 @@ def test_bad_option_values_name_the_argument(shell, runs, capsys):
     assert "argument --executor: invalid choice: 'gpu'" in run_error(
         shell, "%sciml teststep --executor gpu", capsys)
     assert "unrecognized arguments: --bogus" in run_error(shell, "%sciml teststep --bogus 1", capsys)
+    assert "argument --threads: expected a positive integer, got '0'" in run_error(
+        shell, "%sciml teststep --threads 0", capsys)
     assert "not a valid job name" in run_error(shell, "%sciml teststep --name 'a b'", capsys)
     shell.run_cell("%sciml teststep --steps 2 --name ext_target --no-monitor")
     shell.user_ns["ext_target"].wait(30)

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -18,6 +19,7 @@ import xarray as xr
 import sciml_lab
 from sciml_lab.runtime import JobFailedError, launch, read_result
 from sciml_lab.runtime.engine import check_budget, parse_criteria
+from sciml_lab.runtime.executors import ProcessExecutor
 
 from engines import StepEngine, reference_total
 
@@ -177,6 +179,62 @@ def test_process_executor_has_the_same_api_and_events(runs):
     assert job.wait(60) == "done"
     assert job.step == 30
     assert job.result["trace"].attrs["total"] == pytest.approx(reference_total(30), abs=1e-12)
+
+
+class ThreadCount(StepEngine):
+    """Reports the torch thread count its steps run with."""
+
+    kind = "teststep"
+
+    def step(self):
+        return {**super().step(), "torch_threads": torch.get_num_threads()}
+
+
+def test_threads_option_applies_to_the_job_in_every_executor_and_on_resume(runs):
+    kernel_threads = torch.get_num_threads()
+    assert kernel_threads > 1, "the test needs a machine where torch uses more than one thread"
+    job = launch(ThreadCount(steps=3), name="t1", threads=1)
+    assert job.wait(30) == "done"
+    assert {e.metrics["torch_threads"] for e in job.events if e.metrics} == {1}
+    assert torch.get_num_threads() == kernel_threads  # the kernel's own setting is untouched
+    assert json.loads((runs / "t1" / "job.json").read_text())["threads"] == 1
+
+    job = launch(ThreadCount(steps=3), name="p1", executor="process", threads=1, save_every=0.2)
+    assert job.wait(60) == "done"
+    job.extend(steps=2)  # a fresh worker, resumed from the checkpoint: still one thread
+    assert job.wait(60) == "done"
+    assert [e.metrics["torch_threads"] for e in job.events if e.metrics] == [1] * 5
+    job = launch(ThreadCount(steps=2), name="p0", executor="process", save_every=0.2)
+    assert job.wait(60) == "done"
+    assert {e.metrics["torch_threads"] for e in job.events if e.metrics} == {kernel_threads}
+    for bad in (0, 1.5, True, "2"):
+        with pytest.raises(ValueError, match=rf"threads: expected None or an integer >= 1, got {bad!r}"):
+            launch(StepEngine(), threads=bad)
+
+
+def test_process_worker_that_never_connects_fails_the_job_with_a_clear_error(runs, tmp_path, monkeypatch):
+    # a real worker program that exits at once, then one that hangs without connecting
+    monkeypatch.setattr(sys, "executable", "/bin/false")
+    t0 = time.monotonic()
+    with pytest.raises(RuntimeError, match="the process worker exited with code 1 before connecting"):
+        launch(StepEngine(), name="dead", executor="process")
+    assert time.monotonic() - t0 < 10
+    assert sciml_lab.get_job("dead").status == "failed"
+    assert json.loads((runs / "dead" / "job.json").read_text())["status"] == "failed"
+
+    sleeper = tmp_path / "sleeper"
+    sleeper.write_text("#!/bin/sh\nexec sleep 60\n")
+    sleeper.chmod(0o755)
+    monkeypatch.setattr(sys, "executable", str(sleeper))
+    ex = ProcessExecutor()
+    ex.connect_timeout = 1.0
+    t0 = time.monotonic()
+    with pytest.raises(RuntimeError, match="the process worker did not connect within 1 s"):
+        launch(StepEngine(), name="silent", executor=ex)
+    assert time.monotonic() - t0 < 10
+    job = sciml_lab.get_job("silent")
+    assert job.status == "failed" and "did not connect" in job.error
+    assert [t.name for t in threading.enumerate()].count("sciml-accept") == 0  # no waiting thread left
 
 
 def test_process_stop_kills_a_step_that_does_not_return(runs):

@@ -24,7 +24,8 @@ __all__ = ["fit", "emulator", "load", "Emulator", "EmulateEngine", "METRICS", "O
 def fit(simulator_or_data: Any, bounds: Mapping[str, Any] | None = None, *, budget: int | None = None,
         model: str = "auto", until: str | None = None, inputs: Sequence[str] | None = None,
         outputs: Sequence[str] | None = None, name: str | None = None, executor: Any = "thread",
-        runs_dir: Any = None, store: bool = True, save_every: float = 5.0, **options: Any):
+        runs_dir: Any = None, store: bool = True, save_every: float = 5.0, threads: int | None = None,
+        **options: Any):
     """Emulate a simulator (or fit data) as a job (the Python twin of ``%sciml emulate``).
 
     Arguments:
@@ -37,7 +38,8 @@ def fit(simulator_or_data: Any, bounds: Mapping[str, Any] | None = None, *, budg
         model: ``"auto"``, ``"gp"`` or ``"ensemble"``.
         until: target on the validation metrics, e.g. ``"nrmse<0.01"``.
         inputs / outputs: column names when fitting data.
-        name, executor, runs_dir, store, save_every: see :func:`sciml_lab.runtime.launch`.
+        name, executor, runs_dir, store, save_every, threads: see
+            :func:`sciml_lab.runtime.launch`.
         options: more engine settings, see :class:`EmulateEngine` (``n_initial``,
             ``batch_size``, ``design``, ``n_workers``, ``log_inputs``, ``seed``...).
 
@@ -62,7 +64,7 @@ def fit(simulator_or_data: Any, bounds: Mapping[str, Any] | None = None, *, budg
         engine = EmulateEngine(None, bounds, data=simulator_or_data, inputs=inputs, outputs=outputs, model=model,
                                until=until, **options)
     return launch(engine, name=name or "emulate", executor=executor, runs_dir=runs_dir, store=store,
-                  save_every=save_every)
+                  save_every=save_every, threads=threads)
 
 
 def emulator(job_or_engine: Any) -> Emulator:

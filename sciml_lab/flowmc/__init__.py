@@ -17,7 +17,8 @@ __all__ = ["sample", "FlowMCEngine", "METRICS", "rhat", "ess_bulk"]
 
 
 def sample(log_prob: Callable, dim: int | None = None, *, name: str | None = None, executor: Any = "thread",
-           runs_dir: Any = None, store: bool = True, save_every: float = 5.0, **options: Any):
+           runs_dir: Any = None, store: bool = True, save_every: float = 5.0, threads: int | None = None,
+           **options: Any):
     """Sample ``log_prob`` with flow-MCMC as a job (the Python twin of ``%%sciml flowmc``).
 
     Arguments:
@@ -25,7 +26,8 @@ def sample(log_prob: Callable, dim: int | None = None, *, name: str | None = Non
             (or of a dict of named tensors with ``params=...``; NumPy works without
             gradients).
         dim: number of dimensions when neither ``params`` nor ``init`` tells it.
-        name, executor, runs_dir, store, save_every: see :func:`sciml_lab.runtime.launch`.
+        name, executor, runs_dir, store, save_every, threads: see
+            :func:`sciml_lab.runtime.launch`.
         options: the sampler's settings, see :class:`FlowMCEngine` (``n_chains``,
             ``n_loops``, ``until``, ``bounds``, ``init``, ``kernel``, ``device``,
             ``dtype``, ``seed``...).
@@ -46,4 +48,4 @@ def sample(log_prob: Callable, dim: int | None = None, *, name: str | None = Non
 
     engine = FlowMCEngine(log_prob, dim, **options)
     return launch(engine, name=name or "flowmc", executor=executor, runs_dir=runs_dir, store=store,
-                  save_every=save_every)
+                  save_every=save_every, threads=threads)

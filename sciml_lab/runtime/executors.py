@@ -22,6 +22,7 @@ import queue
 import subprocess
 import sys
 import threading
+import time
 import uuid
 from typing import Any, Callable
 
@@ -79,10 +80,15 @@ def restore_engine(engine: Any, store: RunStore, record: dict) -> None:
 
 def run_segment(load_engine: Callable[[], Any], link: Any, store: RunStore | None, record: dict, *,
                 save_every: float, resume: bool, budgets: tuple[dict, ...]) -> str:
-    """What every executor runs on its side: get the engine (unpickle it, restore the
-    checkpoint when resuming, apply pending budgets), then drive it. A failure while
+    """What every executor runs on its side: set the job's torch threads, get the
+    engine (unpickle it, restore the checkpoint when resuming, apply pending
+    budgets), then drive it. A failure while
     preparing is reported exactly like a failure inside a step."""
     try:
+        if record.get("threads"):
+            import torch
+
+            torch.set_num_threads(int(record["threads"]))
         engine = load_engine()
         if resume:
             restore_engine(engine, store, record)
@@ -185,6 +191,45 @@ def _child_main(address: str, authkey: bytes) -> None:
     conn.close()
 
 
+def _accept(listener, proc: subprocess.Popen, timeout: float):
+    """The worker's connection, accepted on a helper thread so that the wait is
+    bounded and ends early when the worker dies before connecting."""
+    box: dict[str, Any] = {}
+
+    def accept():
+        try:
+            box["conn"] = listener.accept()
+        except BaseException as exc:  # noqa: BLE001  (e.g. the wake-up connection below)
+            box["error"] = exc
+
+    t = threading.Thread(target=accept, name="sciml-accept", daemon=True)
+    t.start()
+    deadline = time.monotonic() + timeout
+    while t.is_alive() and proc.poll() is None and time.monotonic() < deadline:
+        t.join(0.05)
+    if "conn" in box:
+        return box["conn"]
+    code = proc.poll()
+    if code is None:
+        proc.kill()
+    if t.is_alive():  # wake accept() with a connection that hangs up at once
+        import socket
+
+        with socket.socket(socket.AF_UNIX) as s:
+            try:
+                s.connect(listener.address)
+            except OSError:
+                pass
+        t.join(5)
+    if "conn" in box:  # the worker connected after all, just too late
+        box["conn"].close()
+    if code is not None:
+        raise RuntimeError(f"the process worker exited with code {code} before connecting "
+                           "(see its output on the kernel's stderr)")
+    raise RuntimeError(f"the process worker did not connect within {timeout:g} s "
+                       f"({box.get('error', 'timed out')})")
+
+
 class _ProcessHandle(Handle):
     def __init__(self, proc, conn, reader: threading.Thread):
         self.proc, self.conn, self.reader = proc, conn, reader
@@ -222,6 +267,9 @@ class ProcessExecutor(Executor):
     """
 
     name = "process"
+    #: seconds the worker has to start and connect (importing torch on a busy
+    #: machine can take tens of seconds)
+    connect_timeout = 120.0
 
     def start(self, engine, store, record, on_message, *, save_every, resume=False, budgets=()):
         import cloudpickle
@@ -235,12 +283,7 @@ class ProcessExecutor(Executor):
                  "e._child_main(sys.argv[1], bytes.fromhex(sys.argv[2]))", listener.address, authkey.hex()],
                 stdin=subprocess.DEVNULL,
             )
-            listener._listener._socket.settimeout(120)
-            try:
-                conn = listener.accept()
-            except OSError as exc:
-                proc.kill()
-                raise RuntimeError(f"the process worker did not connect within 120 s ({exc})") from exc
+            conn = _accept(listener, proc, self.connect_timeout)
         conn.send({"payload": payload, "store_path": str(store.path) if store else None, "record": dict(record),
                    "save_every": save_every, "resume": resume, "budgets": tuple(budgets),
                    "sys_path": [p for p in sys.path if p]})

@@ -339,11 +339,22 @@ class Job:
             if gen == self._generation:
                 self._on_message(msg)
 
-        self._handle = self.executor.start(
-            self.engine, self.store,
-            self.record if self.executor.shares_engine else dict(self.record),
-            on_message, save_every=self.save_every, resume=resume, budgets=budgets,
-        )
+        try:
+            self._handle = self.executor.start(
+                self.engine, self.store,
+                self.record if self.executor.shares_engine else dict(self.record),
+                on_message, save_every=self.save_every, resume=resume, budgets=budgets,
+            )
+        except BaseException as exc:
+            # the loop never started (e.g. the worker process could not connect):
+            # the job is failed, on disk too, and the caller sees why
+            self._handle = None
+            info = {"error": f"{type(exc).__name__}: {exc}", "traceback": ""}
+            try:
+                self._write_record_from_kernel("failed", info)
+            finally:
+                self._set_status("failed", info)
+            raise
 
     def _notify(self, event: Event) -> None:
         for cb in list(self._subscribers):
@@ -454,7 +465,7 @@ def _register(job: Job) -> None:
 
 def launch(engine: Engine, *, name: str | None = None, executor: "str | Executor" = "thread",
            runs_dir: "str | Path | None" = None, store: bool = True, save_every: float = 5.0,
-           start: bool = True) -> Job:
+           threads: int | None = None, start: bool = True) -> Job:
     """Run ``engine`` as a job and return at once.
 
     Arguments:
@@ -467,6 +478,12 @@ def launch(engine: Engine, *, name: str | None = None, executor: "str | Executor
             Required by the process and Dask executors.
         save_every: seconds between two writes of the result and checkpoint
             (they are also written at every state change).
+        threads: PyTorch CPU threads for the job's loop (``torch.set_num_threads``
+            on the thread that runs it, in whichever executor; with PyTorch's
+            OpenMP backend this leaves the kernel's own setting alone). None keeps
+            torch's default. On a small shared machine 1 is often much faster than
+            the default, which oversubscribes the cores. Kept in ``job.json`` so
+            that a resumed run uses it too.
 
     Example:
         >>> from sciml_lab.demo import PiEngine
@@ -485,6 +502,8 @@ def launch(engine: Engine, *, name: str | None = None, executor: "str | Executor
                          "passes results through the run folder")
     if not (isinstance(save_every, (int, float)) and save_every > 0):
         raise ValueError(f"save_every: expected a positive number of seconds, got {save_every!r}")
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+        raise ValueError(f"threads: expected None or an integer >= 1, got {threads!r}")
     root = Path(runs_dir) if runs_dir is not None else runs_dir_default()
     job_name = _claim_name(name or engine.kind, root if store else None)
     try:
@@ -496,7 +515,7 @@ def launch(engine: Engine, *, name: str | None = None, executor: "str | Executor
             "name": job_name, "kind": engine.kind, "status": "queued", "created": now_iso(),
             "config": engine.config(), "executor": ex.name, "step": 0, "elapsed_s": 0.0,
             "versions": python_info(), "budget_words": list(engine.budget_words),
-            "save_every": float(save_every),
+            "save_every": float(save_every), "threads": threads,
         }
         if run_store is not None:
             run_store.write_json(record)

@@ -49,7 +49,7 @@ def fit(X: Any, y: Any = None, *, name: str | None = None, executor: Any = "thre
 
     engine = SymRegEngine(X, y, **options)
     return launch(engine, name=name or "symreg", executor=executor, runs_dir=runs_dir, store=store,
-                  save_every=save_every)
+                  save_every=save_every, threads=options.get("threads"))
 
 
 def equation(result: Any, complexity: int | None = None):
