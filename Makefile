@@ -8,7 +8,7 @@ VENV   ?= .venv
 PY      = $(VENV)/bin/python
 PIP     = $(PY) -m pip
 
-.PHONY: install install-test demo test bench system-deps clean
+.PHONY: install install-test arviz1 demo test bench system-deps clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -33,7 +33,17 @@ system-deps:
 	  else echo "the browser test needs /usr/bin/chromium: sudo apt-get install chromium"; exit 1; fi; \
 	fi
 
-test: system-deps install-test
+# ArviZ 1.x needs Python >= 3.12 (the CPU torch wheel here is for 3.11): a torch-free
+# venv where tests/test_arviz1.py reads our result files with ArviZ 1.x
+ARVIZ1_VENV ?= .venv-arviz1
+PYTHON312 ?= $(shell for p in python3.13 python3.12 $$HOME/.pyenv/versions/3.1[23]*/bin/python /root/.pyenv/versions/3.1[23]*/bin/python; do \
+                $$p -c "import sys; assert sys.version_info >= (3, 12)" >/dev/null 2>&1 && echo $$p && break; done)
+arviz1:
+	@if [ -z "$(PYTHON312)" ]; then echo "no Python >= 3.12 found: tests/test_arviz1.py will say it skipped"; \
+	elif [ ! -x $(ARVIZ1_VENV)/bin/python ]; then \
+	  $(PYTHON312) -m venv $(ARVIZ1_VENV) && $(ARVIZ1_VENV)/bin/python -m pip install -q "arviz>=1,<2" h5netcdf h5py bokeh; fi
+
+test: system-deps install-test arviz1
 	cd js && npm ci --no-audit --no-fund && npm run build && npm run check
 	$(PY) -m pytest -ra
 
@@ -41,4 +51,4 @@ bench: install-test
 	$(PY) bench/monitor_overhead.py
 
 clean:
-	rm -rf $(VENV) js/node_modules sciml_lab/widgets/static test-artifacts
+	rm -rf $(VENV) $(ARVIZ1_VENV) js/node_modules sciml_lab/widgets/static test-artifacts
