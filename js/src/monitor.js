@@ -5,7 +5,7 @@
 // (n, 2 + names.length): step, wall_time, then the metrics in `names` order.
 import uPlot from "uplot";
 import katex from "katex";
-import { decodeRows, formatSeconds, badgeState, formatValue } from "./util.js";
+import { decodeRows, formatSeconds, badgeState, formatValue, clampForLog } from "./util.js";
 
 const PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#17becf", "#8c564b", "#e377c2"];
 
@@ -99,14 +99,15 @@ function chartData(s, chart) {
   const data = [x];
   for (const name of chart.series) data.push(s.cols[name] ? pick(s.cols[name]) : new Array(x.length).fill(null));
   for (const v of chart.hlines || []) data.push(new Array(x.length).fill(v));
-  data.hidden = 0; // values a log scale cannot draw (<= 0): counted, and said in the title
+  data.clamped = 0;
   if (chart.log_y) {
-    for (let i = 1; i < data.length; i++) {
-      data[i] = data[i].map((v) => {
-        if (v !== null && v <= 0) data.hidden++;
-        return v !== null && v > 0 ? v : null;
-      });
-    }
+    // values <= 0 are drawn at a floor below the smallest positive one (see clampForLog);
+    // the reference lines do not set the floor
+    const n = chart.series.length;
+    const { columns, clamped, floor } = clampForLog(data.slice(1, 1 + n));
+    columns.forEach((col, i) => { data[1 + i] = col; });
+    data.clamped = clamped;
+    data.floor = floor;
   }
   return data;
 }
@@ -189,7 +190,10 @@ function render({ model, el: root }) {
       const data = chartData(s, p.chart);
       p.plot.setData(data);
       const title = p.plot.root.querySelector(".u-title");
-      if (title) title.textContent = p.chart.title + (data.hidden ? ` (${data.hidden} values ≤ 0 not drawn on the log scale)` : "");
+      if (title) {
+        title.textContent = p.chart.title +
+          (data.clamped ? ` (${data.clamped} values ≤ 0 drawn at ${formatValue(data.floor, ".2g")})` : "");
+      }
     }
   }
 

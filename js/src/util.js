@@ -43,3 +43,20 @@ export function badgeState(badge, value) {
   const ok = { "<": value < badge.value, "<=": value <= badge.value, ">": value > badge.value, ">=": value >= badge.value }[badge.op];
   return ok ? "pass" : "fail";
 }
+
+// A log scale cannot draw values <= 0 (a loss that reached exactly 0, say). They are
+// drawn at a floor two decades below the smallest positive value of the chart (1 when
+// there is none), so that a curve reaching zero visibly drops to the bottom; the count
+// and the floor go into the chart's title. `columns`: the y arrays (null = no value).
+export function clampForLog(columns) {
+  let smallest = Infinity;
+  for (const col of columns) for (const v of col) if (v !== null && v > 0 && v < smallest) smallest = v;
+  const floor = Number.isFinite(smallest) ? smallest / 100 : 1;
+  let clamped = 0;
+  const out = columns.map((col) => col.map((v) => {
+    if (v === null || Number.isNaN(v) || v > 0) return v;
+    clamped++;
+    return floor;
+  }));
+  return { columns: out, clamped, floor };
+}

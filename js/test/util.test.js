@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { decodeRows, formatSeconds, badgeState, formatValue } from "../src/util.js";
+import { decodeRows, formatSeconds, badgeState, formatValue, clampForLog } from "../src/util.js";
 
 test("decodeRows copies an unaligned DataView", () => {
   const src = new Float64Array([1, 0.5, 3.25, 2, 1.5, NaN]);
@@ -34,4 +34,16 @@ test("formatSeconds and formatValue", () => {
   assert.equal(formatValue(0.008195, ".3g"), "0.00819");
   assert.equal(formatValue(3.14159), "3.142");
   assert.equal(formatValue(0.00001234), "1.234e-5");
+});
+
+test("clampForLog draws values <= 0 at a floor below the smallest positive value", () => {
+  const { columns, clamped, floor } = clampForLog([[1e-3, 0, null, 2], [5e-2, -1, NaN]]);
+  assert.equal(clamped, 2);
+  assert.equal(floor, 1e-5);
+  assert.deepEqual(columns[0], [1e-3, 1e-5, null, 2]);
+  assert.equal(columns[1][1], 1e-5);
+  assert.ok(Number.isNaN(columns[1][2]));
+  const none = clampForLog([[0, 0]]);
+  assert.equal(none.floor, 1);
+  assert.deepEqual(none.columns[0], [1, 1]);
 });
