@@ -5,7 +5,7 @@
 // (n, 2 + names.length): step, wall_time, then the metrics in `names` order.
 import uPlot from "uplot";
 import katex from "katex";
-import { decodeRows, formatSeconds, badgeState, formatValue, clampForLog } from "./util.js";
+import { decodeRows, formatSeconds, badgeState, formatValue, clampForLog, phaseLabel } from "./util.js";
 
 const PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#17becf", "#8c564b", "#e377c2"];
 
@@ -201,6 +201,15 @@ function render({ model, el: root }) {
     const spec = model.get("spec") || {};
     const metrics = model.get("metrics") || {};
     badges.replaceChildren();
+    const ph = spec.phase;
+    if (ph) {
+      const label = phaseLabel(ph, metrics);
+      if (label) {
+        const e = el("span", "sciml-badge sciml-phase", label);
+        e.dataset.phase = label.split(" ")[0];
+        badges.appendChild(e);
+      }
+    }
     for (const b of spec.badges || []) {
       const st = badgeState(b, metrics[b.metric]);
       const e = el("span", `sciml-badge sciml-badge-${st}`);

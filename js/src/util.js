@@ -60,3 +60,14 @@ export function clampForLog(columns) {
   }));
   return { columns: out, clamped, floor };
 }
+
+// The phase pill's text: labels[value of the phase metric], then "counter value"
+// (e.g. "production · loop 12"); null while the metric has no (valid) value.
+export function phaseLabel(phase, metrics) {
+  const v = metrics[phase.metric];
+  if (v === null || v === undefined || !Number.isFinite(v)) return null;
+  const label = phase.labels[Math.round(v)];
+  if (label === undefined) return null;
+  const c = phase.counter ? metrics[phase.counter] : undefined;
+  return c !== undefined && c !== null && Number.isFinite(c) ? `${label} · ${phase.counter} ${formatValue(c)}` : label;
+}

@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { decodeRows, formatSeconds, badgeState, formatValue, clampForLog } from "../src/util.js";
+import { decodeRows, formatSeconds, badgeState, formatValue, clampForLog, phaseLabel } from "../src/util.js";
 
 test("decodeRows copies an unaligned DataView", () => {
   const src = new Float64Array([1, 0.5, 3.25, 2, 1.5, NaN]);
@@ -46,4 +46,13 @@ test("clampForLog draws values <= 0 at a floor below the smallest positive value
   const none = clampForLog([[0, 0]]);
   assert.equal(none.floor, 1);
   assert.deepEqual(none.columns[0], [1, 1]);
+});
+
+test("phaseLabel names the phase from its metric, with a counter", () => {
+  const ph = { metric: "production", labels: ["training", "production"], counter: "loop" };
+  assert.equal(phaseLabel(ph, { production: 0, loop: 3 }), "training · loop 3");
+  assert.equal(phaseLabel(ph, { production: 1, loop: 12 }), "production · loop 12");
+  assert.equal(phaseLabel(ph, { production: 1 }), "production");
+  assert.equal(phaseLabel(ph, {}), null);
+  assert.equal(phaseLabel(ph, { production: 5 }), null);
 });

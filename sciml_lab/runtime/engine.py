@@ -22,6 +22,7 @@ __all__ = [
     "Badge",
     "Chart",
     "MonitorSpec",
+    "Phase",
     "Criterion",
     "parse_criteria",
     "badge_targets",
@@ -185,6 +186,24 @@ class Badge:
 
 
 @dataclasses.dataclass(frozen=True)
+class Phase:
+    """The phase an engine is in, shown as a pill beside the badges: ``labels[int(m)]``
+    for the latest value ``m`` of ``metric``, followed by a counter metric if given.
+
+    Example:
+        >>> Phase("production", ("training", "production"), counter="loop").to_json()["labels"]
+        ['training', 'production']
+    """
+
+    metric: str
+    labels: tuple[str, ...]
+    counter: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"metric": self.metric, "labels": list(self.labels), "counter": self.counter}
+
+
+@dataclasses.dataclass(frozen=True)
 class MonitorSpec:
     """What the live monitor shows for an engine: charts, badges and the key metric
     printed in ``%sciml jobs``."""
@@ -193,6 +212,7 @@ class MonitorSpec:
     badges: tuple[Badge, ...] = ()
     key: str | None = None
     note: str = ""
+    phase: Phase | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -204,6 +224,7 @@ class MonitorSpec:
             "badges": [b.to_json() for b in self.badges],
             "key": self.key,
             "note": self.note,
+            "phase": self.phase.to_json() if self.phase else None,
         }
 
 
