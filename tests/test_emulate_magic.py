@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 import IPython  # noqa: E402,F401 - a hard dependency: never skip
@@ -54,3 +56,17 @@ def json_loads(text):
     import json
 
     return json.loads(text)
+
+
+def test_a_notebook_function_runs_in_a_process_pool_with_ivr(shell, tmp_path):
+    shell.run_cell("import numpy as np\ndef nb_sim(a, b):\n    import os\n    return {'y': np.sin(3 * a) + b, "
+                   "'pid': float(os.getpid())}\n")
+    shell.run_line_magic("sciml", f"emulate nb_sim --bounds 'a=0:1 b=0:1' --budget 12 --initial 6 --batch 6 "
+                                  f"--model gp --pool process --acquisition ivr {FAST} --name emp "
+                                  f"--runs-dir {tmp_path}")
+    job = shell.user_ns["emp"]
+    assert job.wait(120) == "done"
+    cfg = json_loads(job.result.attrs["config"])
+    assert cfg["pool"] == "process" and cfg["acquisition"] == "ivr"
+    pids = set(job.result["design"]["pid"].values.tolist())
+    assert os.getpid() not in pids  # every call ran in a worker process

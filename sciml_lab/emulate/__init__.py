@@ -41,7 +41,7 @@ def fit(simulator_or_data: Any, bounds: Mapping[str, Any] | None = None, *, budg
         name, executor, runs_dir, store, save_every, threads: see
             :func:`sciml_lab.runtime.launch`.
         options: more engine settings, see :class:`EmulateEngine` (``n_initial``,
-            ``batch_size``, ``design``, ``n_workers``, ``log_inputs``, ``seed``...).
+            ``batch_size``, ``design``, ``acquisition``, ``n_workers``, ``pool``, ``log_inputs``, ``seed``...).
 
     Returns:
         The running :class:`~sciml_lab.runtime.job.Job`; ``job.result`` is the DataTree

@@ -15,6 +15,7 @@ only), and :meth:`Emulator.load` reads them back with ``weights_only=True``.
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import math
 import threading
@@ -207,7 +208,8 @@ class Emulator(nn.Module):
         model: ``"gp"`` or ``"ensemble"``.
         n_components: PCA components for the outputs (``None``: no PCA).
         options: model settings (GP: ``mean`` (``"linear"``, ``"constant"``,
-            ``"zero"``), ``max_iter``, ``restarts``, ``max_fit_points``, ``polish_iter``; ensemble: ``n_members``,
+            ``"zero"``), ``max_iter``, ``restarts``, ``max_fit_points``, ``polish_iter``,
+            ``cv_folds`` (see :meth:`cv_folds`); ensemble: ``n_members``,
             ``hidden``, ``steps`` (gradient steps of a fit: 1500 for the first,
             500 for a warm refit), ``lr``, ``batch_size``).
 
@@ -304,15 +306,20 @@ class Emulator(nn.Module):
 
     def _fit_model(self, u: torch.Tensor, z: torch.Tensor, fresh: bool, generator: torch.Generator | None) -> None:
         if self.model_kind == "gp":
-            self.model.fit(u.to(self.device), z.to(self.device), max_iter=int(self.options.get("max_iter", 100)),
-                           restarts=int(self.options.get("restarts", 3 if len(u) < 100 else 1)),
-                           max_fit_points=int(self.options.get("max_fit_points", 500)),
-                           polish_iter=int(self.options.get("polish_iter", 20)), generator=generator)
+            self._fit_gp(self.model, u.to(self.device), z.to(self.device), generator)
         else:
             self.model.fit(u.to(self.device, torch.float32), z.to(self.device, torch.float32),
                            steps=int(self.options.get("steps", 1500 if fresh else 500)),
                            lr=float(self.options.get("lr", 3e-3 if fresh else 1e-3)),
                            batch_size=int(self.options.get("batch_size", 256)), generator=generator)
+
+    def _fit_gp(self, gp: ExactGP, u: torch.Tensor, z: torch.Tensor, generator: torch.Generator | None,
+                restarts: int | None = None) -> None:
+        if restarts is None:
+            restarts = int(self.options.get("restarts", 3 if len(u) < 100 else 1))
+        gp.fit(u, z, max_iter=int(self.options.get("max_iter", 100)), restarts=restarts,
+               max_fit_points=int(self.options.get("max_fit_points", 500)),
+               polish_iter=int(self.options.get("polish_iter", 20)), generator=generator)
 
     def _new_model(self, n_latent: int) -> nn.Module:
         d = len(self.inputs)
@@ -371,6 +378,28 @@ class Emulator(nn.Module):
                 stds.append(v.clamp_min(0).sqrt() * self.scale)
         return torch.cat(means), torch.cat(stds)
 
+    def sample_unit(self, u: torch.Tensor, n_draws: int = 64, generator: torch.Generator | None = None
+                    ) -> torch.Tensor:
+        """Joint posterior draws of the outputs ``(n_draws, n, m)`` at unit-cube points
+        ``u`` (GP only; exact, so keep ``n`` to a few thousand). Deviations from the
+        mean carry the calibration scale, like :meth:`predict`'s std.
+
+        Example:
+            >>> emu = Emulator(["a"], {"a": (0, 1)}).fit(np.linspace(0, 1, 8)[:, None], np.linspace(0, 1, 8))
+            >>> emu.sample_unit(torch.rand(5, 1, dtype=torch.float64), 16).shape
+            torch.Size([16, 5, 1])
+        """
+        if self.model_kind != "gp":
+            raise ValueError(f"model: joint posterior draws need a GP, this emulator is a {self.model_kind!r}")
+        if self.model is None:
+            raise RuntimeError("the emulator is not fitted yet")
+        draws = self.model.sample_joint(u.to(self.device, self.dtype), n_draws, generator)  # (S, n, k)
+        mean, _ = self.model(u.to(self.device, self.dtype))
+        draws = (mean.detach() + self.scale * (draws - mean.detach())).to(torch.float64).cpu()
+        s, n, k = draws.shape
+        out, _ = self._decode(draws.reshape(s * n, k), torch.zeros(s * n, k, dtype=torch.float64))
+        return out.reshape(s, n, -1)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Predictive mean in user units, ``(n, m)`` for inputs ``(n, d)``; differentiable.
 
@@ -422,7 +451,10 @@ class Emulator(nn.Module):
     # ------------------------------------------------------------------ validation
     def validate(self, x_val: Any = None, y_val: Any = None, recalibrate: bool = True) -> dict[str, float]:
         """Validation metrics (see :func:`validation_metrics`) on held-out data, or,
-        for a GP without held-out data, by exact leave-one-out cross-validation.
+        for a GP without held-out data, by cross-validation: NRMSE by exact
+        leave-one-out; coverage, NLL and the calibration scale by exact leave-one-out
+        too, or, for small designs, by k-fold with the hyper-parameters refitted per
+        fold (see :meth:`cv_folds`).
         Sets the emulator's calibration scale.
 
         Example:
@@ -434,10 +466,17 @@ class Emulator(nn.Module):
         if x_val is None:
             if self.model_kind != "gp":
                 raise ValueError("x_val: the ensemble has no leave-one-out shortcut; pass held-out data")
+            folds = self.cv_folds(len(self._train_y))
             # LOO variances are those of a noisy observation: the right comparison, since
             # the fitted noise is the part of the data the kernel could not explain
-            lm, lv = (t.to(torch.float64).cpu() for t in self.model.loo())
-            mean, var = self._decode(lm, lv)
+            lm, lv = self.model.loo()
+            loo_mean, _ = self._decode(lm.to(torch.float64).cpu(), lv.to(torch.float64).cpu())
+            if folds:
+                lm, lv = self._kfold(folds)
+            mean, var = self._decode(lm.to(torch.float64).cpu(), lv.to(torch.float64).cpu())
+            self.validation_method = (
+                f"NRMSE: exact leave-one-out; coverage, NLL and calibration: {folds}-fold cross-validation "
+                "with the hyper-parameters refitted per fold" if folds else "exact leave-one-out cross-validation")
             y = self._train_y
         else:
             xm = _input_matrix(x_val, self.inputs)
@@ -446,10 +485,58 @@ class Emulator(nn.Module):
                 mean, var = self._decode(*self._latent(self.to_unit(torch.as_tensor(xm))))
         std = var.clamp_min(0).sqrt().detach().numpy()
         m = validation_metrics(y.numpy(), mean.detach().numpy(), std, recalibrate=recalibrate)
+        if x_val is None and folds:
+            # the error curve stays one estimator at every budget (no jump where the folds
+            # stop at 100 runs): k-fold leaves 20 % holes in a space-filling design and
+            # reads several times more pessimistic than LOO, which is itself pessimistic
+            # against fresh points (measured: 0.017 / 0.012 / 0.003 at 30 runs)
+            m["nrmse"] = validation_metrics(y.numpy(), loo_mean.detach().numpy(), std, recalibrate=False)["nrmse"]
         self.scale = m["scale"]
         # the validation predictions themselves (calibrated), for parity and coverage views
         self.last_validation = (mean.detach().numpy(), std * self.scale)
         return m
+
+    def cv_folds(self, n: int) -> int:
+        """Folds of the GP's cross-validation for ``n`` runs; 0 means exact leave-one-out.
+
+        Option ``cv_folds``: ``"auto"`` (default) is 5 folds up to 100 runs, else LOO.
+        Exact LOO keeps the hyper-parameters fitted on all runs, including the one left
+        out; with few runs they are poorly determined and adapted to those very runs,
+        and LOO then promises more than fresh points deliver (measured at 50 runs:
+        LOO coverage 0.98-1.00 where fresh points get 0.74-0.80 on the piston and
+        wing functions). Refitting per fold puts that error into the residuals, at the
+        price of ``folds`` small fits.
+
+        Example:
+            >>> emu = Emulator(["a"], {"a": (0, 1)})
+            >>> emu.cv_folds(40), emu.cv_folds(400), Emulator(["a"], {"a": (0, 1)}, cv_folds=0).cv_folds(40)
+            (5, 0, 0)
+        """
+        opt = self.options.get("cv_folds", "auto")
+        if opt == "auto":
+            return 5 if 10 <= n <= 100 else 0
+        if isinstance(opt, bool) or not isinstance(opt, int) or opt == 1 or opt < 0:
+            raise ValueError(f"cv_folds: expected 'auto', 0 (leave-one-out) or an integer >= 2, got {opt!r}")
+        return min(int(opt), n) if opt else 0
+
+    def _kfold(self, folds: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Latent predictions ``(n, m)`` of each run from a GP refitted without its fold
+        (runs dealt to folds in turn), warm-started from the full fit."""
+        gp = self.model
+        x, y = gp.x_train, gp.y_train
+        fold = torch.arange(len(x), device=x.device) % folds
+        mean, var = torch.empty_like(y), torch.empty_like(y)
+        for k in range(folds):
+            held = fold == k
+            part = copy.deepcopy(gp)
+            with small_problem_threads(len(x) if self.device.type == "cpu" else 10 ** 9):
+                # warm start only: restarts per fold (3, as the full fit) gave the same
+                # calibration on all five bench functions at 50 runs, at 4x the cost
+                self._fit_gp(part, x[~held], y[~held], torch.Generator().manual_seed(k), restarts=0)
+                with torch.no_grad():
+                    m, v = part(x[held])
+            mean[held], var[held] = m, v + part.noise()
+        return mean, var
 
     # ------------------------------------------------------------------ save / load
     def config(self) -> dict[str, Any]:

@@ -1,9 +1,12 @@
 """The emulator engine: design, simulator runs, fitting and validation as a live job.
 
 A run alternates *batches*: choose points (a space-filling initial design, then
-active learning where the emulator is least certain), run the simulator on them
-over a pool of worker threads, refit the emulator, validate it (exact
-leave-one-out for a GP, a held-out fifth of the runs for an ensemble) and record
+active learning where the emulator is least certain, or where a run most reduces
+its integrated variance), run the simulator on them over a pool of workers
+(threads, processes or a Dask client), refit the emulator, validate it (for a GP
+the error by exact leave-one-out, the calibration by 5-fold cross-validation with
+refits up to 100 runs and by leave-one-out above; a held-out fifth of the runs for
+an ensemble) and record
 normalised RMSE, 95 % coverage and NLL against the number of runs. A ``step`` waits
 at most ``poll`` seconds for simulator calls, so a slow simulator never blocks a
 stop request; the batch's refit happens in the step that collects its last run.
@@ -28,7 +31,7 @@ from ..runtime.engine import Badge, Chart, MonitorSpec, badge_targets, parse_cri
 from .design import DESIGNS, candidates, initial_design, select_batch
 from .emulator import Emulator, OutputLayout, small_problem_threads
 from .sensitivity import sobol_indices
-from .simulator import Simulator, SimulatorRun, describe_error
+from .simulator import Simulator, SimulatorRun, check_pool, describe_error
 
 __all__ = ["EmulateEngine", "METRICS", "parse_bounds_spec", "table_from_data"]
 
@@ -148,10 +151,20 @@ class EmulateEngine:
             ``min(10 × inputs, budget / 2)``, at least inputs + 2).
         batch_size: points per active-learning batch (default ``max(inputs, budget / 10)``).
         design: ``"sobol"``, ``"lhs"`` or ``"random"`` initial design.
-        acquisition: ``"variance"`` (greedy max predictive variance) or ``"random"``.
+        acquisition: ``"variance"`` (default: greedy max predictive variance),
+            ``"ivr"`` (integrated variance reduction over a Sobol' reference cloud; GP
+            only, an ensemble falls back to ``"variance"``) or ``"random"``. Measured
+            on five test functions (``bench/emulate/RESULTS.md``) neither of the first
+            two wins overall, so the cheaper one is the default.
         explore: share of each active-learning batch that continues the
             space-filling design instead (robustness against a misfitted model).
-        n_workers: threads calling the simulator concurrently.
+        n_workers: simulator calls running concurrently (threads or processes).
+        pool: where simulator calls run: ``"thread"`` (default: right for simulators
+            that release the GIL, e.g. numpy, torch or a subprocess), ``"process"``
+            (spawned local processes, for pure-Python GIL-bound simulators; the
+            simulator must be picklable by cloudpickle, which a notebook function is),
+            or a ``dask.distributed.Client`` (``"dask"``: the default client). Results
+            are ordered by run whatever the pool, so a seed gives the same runs.
         n_components: PCA components for long vector outputs (default: up to 10,
             when an output has more than 10 values).
         recalibrate: rescale the predictive std when validation coverage is off.
@@ -166,7 +179,7 @@ class EmulateEngine:
     Example:
         >>> eng = EmulateEngine(lambda a, b: a * np.sin(3 * b), {"a": (0, 1), "b": (0, 2)}, budget=30, device="cpu")
         >>> while not eng.done(): m = eng.step()
-        >>> m["runs"], m["nrmse"] < 0.1
+        >>> m["runs"], m["nrmse"] < 0.1  # leave-one-out
         (30.0, True)
     """
 
@@ -181,7 +194,7 @@ class EmulateEngine:
                  design: str = "sobol", acquisition: str = "variance", n_workers: int = 4,
                  n_components: int | None = None, recalibrate: bool = True, n_sobol: int = 4096,
                  explore: float = 0.25, model_options: Mapping[str, Any] | None = None, poll: float = 0.5,
-                 call: str = "auto",
+                 call: str = "auto", pool: Any = "thread",
                  output_name: str = "y", device: str = "auto", seed: int = 0):
         if model not in ("auto", "gp", "ensemble"):
             raise ValueError(f"model: expected 'auto', 'gp' or 'ensemble', got {model!r}")
@@ -190,8 +203,8 @@ class EmulateEngine:
         if not (isinstance(explore, (int, float)) and 0 <= explore <= 1):
             raise ValueError(f"explore: expected a fraction in [0, 1], got {explore!r}")
         self.explore = float(explore)
-        if acquisition not in ("variance", "random"):
-            raise ValueError(f"acquisition: expected 'variance' or 'random', got {acquisition!r}")
+        if acquisition not in ("ivr", "variance", "random"):
+            raise ValueError(f"acquisition: expected 'ivr', 'variance' or 'random', got {acquisition!r}")
         self.criteria = parse_criteria(until, known=METRICS)
         self.until = until
         self.monitor = _monitor(until)
@@ -203,6 +216,7 @@ class EmulateEngine:
         self.gen = torch.Generator().manual_seed(self.seed)
         self.n_components_requested = n_components
         self.call, self.output_name, self.n_workers = call, output_name, int(n_workers)
+        self.pool = check_pool(pool)
         self.data_mode = data is not None
         if self.data_mode:
             if simulator is not None:
@@ -226,7 +240,7 @@ class EmulateEngine:
                 raise ValueError("bounds: the simulator's input ranges are needed, e.g. bounds={'a': (0, 1)}")
             self.bounds, self.log_inputs = parse_bounds_spec(bounds, log_inputs)
             self.simulator = Simulator(simulator, list(self.bounds), n_workers=n_workers, call=call,
-                                       output_name=output_name)
+                                       output_name=output_name, pool=pool)
             self.layout = None
             d = len(self.bounds)
             self.X = np.zeros((0, d))
@@ -251,6 +265,7 @@ class EmulateEngine:
         self.n_batches = 0
         self.n_space_filling = 0  # points taken so far from the space-filling sequence
         self.pending: list[SimulatorRun] = []
+        self._finished: dict[int, tuple[SimulatorRun, np.ndarray | None]] = {}  # done, waiting for earlier runs
         self.emulator: Emulator | None = None
         self.model = None
         self.validation_rows: list[list[float]] = []
@@ -276,7 +291,7 @@ class EmulateEngine:
         log = np.array([k in self.log_inputs for k in self.inputs])
         lo, hi = np.where(log, np.log(np.where(log, lo, 1)), lo), np.where(log, np.log(np.where(log, hi, 1)), hi)
         x = u * (hi - lo) + lo
-        return np.where(log[None], np.exp(x), x)
+        return np.where(log[None], np.exp(np.where(log[None], x, 0.0)), x)  # no exp of linear columns
 
     @property
     def n_runs(self) -> int:
@@ -342,6 +357,8 @@ class EmulateEngine:
             self._collect()
             if not self.pending and self.fitted_runs != self.n_runs and self._ok().sum() >= 2:
                 self._refit()
+            if self.done():  # free the workers (processes stay alive otherwise); extend restarts them
+                self.simulator.shutdown()
             return self._live_metrics()
         finally:
             self.wall += time.perf_counter() - t0
@@ -381,14 +398,24 @@ class EmulateEngine:
         """The next ``n`` points in the unit cube: a share continues the space-filling
         design (so a model whose hyper-parameters are wrong, an input wrongly judged
         inactive say, cannot steer every new run away from where it is wrong), the
-        rest goes where the emulator is least certain."""
+        rest goes where the emulator is least certain (``"variance"``) or where a run
+        most lowers its variance integrated over the box (``"ivr"``, GP only)."""
         n_explore = int(math.ceil(self.explore * n)) if n > 1 else 0
         u_explore = initial_design(n_explore, d, "sobol", seed=self.seed, start=self.n_space_filling)
         self.n_space_filling += n_explore
         m = max(1024, min(256 * d, 4096))
         cand = torch.as_tensor(candidates(m, d, seed), dtype=torch.float64)
         x_train = torch.as_tensor(np.concatenate([self.U[self._ok()], u_explore]), dtype=torch.float64)
-        return np.concatenate([u_explore, select_batch(self.emulator.model, x_train, cand, n - n_explore)])
+        acquisition, reference = "variance", None
+        if self.acquisition == "ivr" and self.emulator.model_kind == "gp":
+            # the integral runs over an independent Sobol' cloud; its size keeps the
+            # (outputs x reference x candidates) covariance block under ~256 MB
+            n_latent = int(self.emulator.model.n_outputs)
+            n_ref = int(min(1024, max(128, 3.2e7 // (n_latent * m))))
+            acquisition = "ivr"
+            reference = torch.as_tensor(candidates(n_ref, d, seed + 7919), dtype=torch.float64)
+        return np.concatenate([u_explore, select_batch(self.emulator.model, x_train, cand, n - n_explore,
+                                                       acquisition=acquisition, reference=reference)])
 
     def _collect(self) -> None:
         if not self.pending:
@@ -419,8 +446,11 @@ class EmulateEngine:
                 else:
                     finished.append((run, None))
         self.pending = still
-        for run, flat in sorted(finished, key=lambda rf: rf[0].index):
-            self._append_run(run, flat)
+        # rows are appended in run order, whatever order the pool finishes them in, so
+        # the design (and every fit on it) does not depend on the pool or its timing
+        self._finished.update({run.index: (run, flat) for run, flat in finished})
+        while self.n_runs in self._finished:
+            self._append_run(*self._finished.pop(self.n_runs))
 
     def _append_run(self, run: SimulatorRun, flat: np.ndarray | None) -> None:
         m = self.layout.size if self.layout is not None else 0
@@ -474,7 +504,7 @@ class EmulateEngine:
         fit_time = time.perf_counter() - t0
         if m["scale"] != 1.0:
             self.note = (f"predictive std recalibrated by x{m['scale']:.3g}: raw 95% coverage was "
-                         f"{m['raw_coverage']:.2f} on {'leave-one-out' if emu.model_kind == 'gp' else 'held-out'} runs")
+                         f"{m['raw_coverage']:.2f} on {'cross-validated' if emu.model_kind == 'gp' else 'held-out'} runs")
         else:
             self.note = ""
         self.fitted_runs = self.n_runs
@@ -526,8 +556,8 @@ class EmulateEngine:
         ds["coverage"].attrs["long_name"] = "95% predictive interval coverage (after recalibration, cross-fitted)"
         ds["nll"].attrs["long_name"] = "Gaussian negative log-likelihood per value (in output std units)"
         ds["fit_time"].attrs["units"] = ds["wall_time"].attrs["units"] = "s"
-        ds.attrs["method"] = ("exact leave-one-out cross-validation" if self.model == "gp"
-                              else "held-out runs (every fifth run)")
+        ds.attrs["method"] = (getattr(self.emulator, "validation_method", "exact leave-one-out cross-validation")
+                              if self.model == "gp" else "held-out runs (every fifth run)")
         return ds
 
     def _predict_unit_np(self, u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -567,11 +597,30 @@ class EmulateEngine:
         data: dict[str, Any] = {}
         names = [v["name"] for v in self.layout.variables]
         per_var = []
+        # joint posterior draws (whole sample functions) on the first n_joint Saltelli rows:
+        # an exact Cholesky of n_joint * (d + 2) points per latent output, kept to ~2048
+        # points in all, drawn once and shared by the output variables
+        n_latent = int(getattr(self.emulator.model, "n_outputs", 1))
+        n_joint = max(32, 2048 // ((d + 2) * n_latent))
+        cache: dict[str, np.ndarray] = {}
+
+        def joint_draws(u: np.ndarray) -> np.ndarray:
+            if "u" not in cache or not np.array_equal(cache["u"], u):
+                gen = torch.Generator().manual_seed(self.seed)
+                cache["u"] = u
+                cache["draws"] = self.emulator.sample_unit(torch.as_tensor(u, dtype=torch.float64), 100, gen).numpy()
+            return cache["draws"]
+
         for v, sl in zip(self.layout.variables, self.layout.slices()):
             def predict(u, sl=sl):
                 mean, std = self._predict_unit_np(u)
                 return mean[:, sl], std[:, sl]
-            per_var.append(sobol_indices(predict, d, n=self.n_sobol, seed=self.seed))
+
+            sample = None
+            if self.emulator.model_kind == "gp":
+                def sample(u, sl=sl):
+                    return joint_draws(u)[..., sl]
+            per_var.append(sobol_indices(predict, d, n=self.n_sobol, seed=self.seed, sample=sample, n_joint=n_joint))
         single = len(per_var) == 1
         for key in ("first_order", "total", "first_order_low", "first_order_high", "total_low", "total_high"):
             arr = np.stack([p[key] for p in per_var])
@@ -583,7 +632,9 @@ class EmulateEngine:
         ds["first_order"].attrs["long_name"] = "first-order Sobol index"
         ds["total"].attrs["long_name"] = "total Sobol index"
         ds.attrs.update(method="Saltelli (first order) and Jansen (total) estimators on the emulator mean",
-                        interval="95%: bootstrap over the base sample, combined with the emulator's uncertainty",
+                        interval=("95%: bootstrap over the base sample, combined in quadrature with the spread over "
+                                  + ("100 joint GP posterior sample functions" if self.emulator.model_kind == "gp"
+                                     else "perturbations of the ensemble mean by its predictive std")),
                         n_base=self.n_sobol, output=names[0] if single else "")
         self._sensitivity_cache = (self.fitted_runs, ds)
         return ds
@@ -670,7 +721,7 @@ class EmulateEngine:
         self.cv_mean, self.cv_std = state["cv_mean"].numpy(), state["cv_std"].numpy()
         self.fitted_runs, self.wall, self.note = int(state["fitted_runs"]), float(state["wall"]), str(state["note"])
         self.model = state["model"] or None
-        self.pending = []
+        self.pending, self._finished = [], {}
         self.emulator = None
         if state["emulator_config"]:
             dev = self.device_obj if self.model == "ensemble" or self.device_obj.type == "cuda" else "cpu"
@@ -684,7 +735,7 @@ class EmulateEngine:
             "bounds": {k: list(v) for k, v in self.bounds.items()}, "log_inputs": self.log_inputs,
             "budget": int(self.budget), "model": self.model_requested, "until": self.until,
             "n_initial": self.n_initial, "batch_size": self.batch_size, "design": self.design,
-            "acquisition": self.acquisition, "explore": self.explore, "n_workers": self.n_workers, "n_components": self.n_components_requested,
+            "acquisition": self.acquisition, "explore": self.explore, "n_workers": self.n_workers, "pool": self.pool, "n_components": self.n_components_requested,
             "recalibrate": self.recalibrate, "n_sobol": self.n_sobol, "model_options": self.model_options,
             "poll": self.poll, "call": self.call, "output_name": self.output_name, "device": self.device,
             "seed": self.seed, "data_mode": self.data_mode,

@@ -55,7 +55,12 @@ def _configure(p: argparse.ArgumentParser) -> None:
     g.add_argument("--initial", type=positive_int, default=None, help="size of the space-filling initial design")
     g.add_argument("--batch", type=positive_int, default=None, help="runs per active-learning batch")
     g.add_argument("--design", choices=("sobol", "lhs", "random"), default="sobol", help="initial design")
-    g.add_argument("--workers", type=positive_int, default=4, help="simulator calls in parallel (threads)")
+    g.add_argument("--workers", type=positive_int, default=4, help="simulator calls in parallel")
+    g.add_argument("--pool", choices=("thread", "process", "dask"), default="thread",
+                   help="where simulator calls run: threads (default), local processes (pure-Python, GIL-bound "
+                        "simulators) or the default dask.distributed client")
+    g.add_argument("--acquisition", choices=("variance", "ivr", "random"), default="variance",
+                   help="active learning: max predictive variance (default) or integrated variance reduction")
     g.add_argument("--components", type=positive_int, default=None, help="PCA components for vector outputs")
     g.add_argument("--no-recalibrate", action="store_true", help="keep the model's raw predictive scale")
     g.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
@@ -74,7 +79,8 @@ def _run(args: argparse.Namespace, cell: str | None, shell: Any):
         raise UsageError(f"--inputs/--outputs: name the columns of {args.target!r}, e.g. --inputs a b --outputs y")
     bounds = parse_emulator_bounds(args.bounds) if args.bounds else None
     options = dict(model=args.model, until=args.until, n_initial=args.initial, batch_size=args.batch,
-                   design=args.design, n_workers=args.workers, n_components=args.components,
+                   design=args.design, n_workers=args.workers, pool=args.pool, acquisition=args.acquisition,
+                   n_components=args.components,
                    recalibrate=not args.no_recalibrate, device=args.device, seed=args.seed)
     try:
         if is_simulator:

@@ -46,7 +46,7 @@ def _observed_and_cv(tree: xr.DataTree, output: str | None) -> tuple[str, np.nda
 
 
 def parity(tree: xr.DataTree, output: str | None = None, width: int = 360, height: int = 360):
-    """Observed against validation-predicted outputs (leave-one-out for a GP, held-out
+    """Observed against validation-predicted outputs (cross-validated for a GP, held-out
     runs for an ensemble), with 95 % error bars and the identity line.
 
     Example:

@@ -2,17 +2,23 @@
 
 First-order indices by Saltelli's estimator, total indices by Jansen's, from one
 scrambled Sobol' sample of the ``A``, ``B`` and ``A_B^(i)`` matrices; inputs are
-uniform on their (possibly log-scaled) ranges. Intervals are 95 % bootstrap
-percentile intervals over the base sample's rows (the Monte Carlo error), widened
-by the spread of the indices over draws of the emulator's own uncertainty (each
-draw perturbs the mean prediction by independent noise of the predictive std at
-every evaluation point: a cheap, conservative proxy for sampling functions).
+uniform on their (possibly log-scaled) ranges. The estimate uses the emulator's
+mean. Its 95 % interval combines, in quadrature, two sources of error (the
+decomposition of Marrel et al. 2009): the Monte Carlo error (bootstrap percentile
+interval over the base sample's rows) and the emulator's own uncertainty: the
+spread of the indices computed on joint posterior draws of a GP (whole sample
+functions, exact, on the first ``n_joint`` rows of the same Saltelli design). For a
+model without joint draws (the deep ensemble) the emulator's part is a proxy:
+indices of the mean perturbed by independent noise of the predictive std.
 For several output columns (a vector output) the indices are the variance-
 weighted ("generalised") ones of Gamboa, Janon, Klein & Lagnoux (2013).
 
 References:
     | Variance based sensitivity analysis of model output (Saltelli et al., Computer
     | Physics Communications 181, 2010) https://doi.org/10.1016/j.cpc.2009.09.018
+    | Calculations of Sobol indices for the Gaussian process metamodel (Marrel, Iooss,
+    | Laurent & Roustant, Reliability Engineering & System Safety 94, 2009)
+    | https://doi.org/10.1016/j.ress.2008.07.008
     | Sensitivity indices for multivariate outputs (Gamboa et al., Comptes Rendus
     | Mathématique 351, 2013) https://doi.org/10.1016/j.crma.2013.04.016
 """
@@ -49,8 +55,15 @@ def _indices(fa: np.ndarray, fb: np.ndarray, fab: np.ndarray) -> tuple[np.ndarra
     return s1, st
 
 
+def split_k(f: np.ndarray, k: int, dim: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Evaluations stacked as ``[A; B; A_B^(1); ...]`` -> ``f(A)``, ``f(B)``, ``f(A_B)`` ``(dim, k, m)``."""
+    return f[:k], f[k:2 * k], f[2 * k:].reshape(dim, k, -1)
+
+
 def sobol_indices(predict: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]], dim: int, n: int = 4096,
-                  n_boot: int = 200, n_draws: int = 8, seed: int = 0) -> dict[str, np.ndarray]:
+                  n_boot: int = 200, n_draws: int = 8, seed: int = 0,
+                  sample: Callable[[np.ndarray], np.ndarray] | None = None, n_joint: int | None = None
+                  ) -> dict[str, np.ndarray]:
     """First-order and total Sobol' indices of ``predict`` on the unit cube.
 
     Arguments:
@@ -58,8 +71,15 @@ def sobol_indices(predict: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
         dim: number of inputs.
         n: base sample size (the cost is ``n * (dim + 2)`` predictions).
         n_boot: bootstrap replicates for the Monte Carlo interval.
-        n_draws: draws of the emulator's uncertainty for its part of the interval.
+        n_draws: draws of the emulator's uncertainty for its part of the interval
+            (without ``sample``: perturbations of the mean).
         seed: seed of the Sobol' scrambling and the bootstrap.
+        sample: ``u (N, dim) -> draws (S, N, m)``, joint posterior draws of the
+            emulator (e.g. :meth:`~sciml_lab.emulate.Emulator.sample_unit`): the
+            emulator's part of the interval is then the spread of the indices over
+            these sample functions.
+        n_joint: base rows given to ``sample`` (default: as many as keep its
+            ``n_joint * (dim + 2)`` points within 2048, at least 64).
 
     Returns:
         ``first_order``, ``total`` and their ``*_low`` / ``*_high`` 95 % bounds, each ``(dim,)``.
@@ -79,7 +99,7 @@ def sobol_indices(predict: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
     mean, std = np.asarray(mean, float).reshape(len(pts), -1), np.asarray(std, float).reshape(len(pts), -1)
 
     def split(f: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        return f[:n], f[n:2 * n], f[2 * n:].reshape(dim, n, -1)
+        return split_k(f, n, dim)
 
     s1, st = _indices(*split(mean))
     rng = np.random.default_rng(seed)
@@ -91,9 +111,19 @@ def sobol_indices(predict: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
         boot1.append(b1)
         boott.append(bt)
     boot1, boott = np.array(boot1), np.array(boott)
-    # the emulator's part: recompute on perturbed predictions, take the spread
-    draw1, drawt = [], []
-    if n_draws and np.any(std > 0):
+    # the emulator's part: the spread of the indices over the emulator's draws
+    draw1: list[np.ndarray] = []
+    drawt: list[np.ndarray] = []
+    if sample is not None:
+        k = min(n, int(n_joint) if n_joint else max(64, 2048 // (dim + 2)))
+        pts_j = np.concatenate([a[:k], b[:k], ab[:, :k].reshape(-1, dim)])
+        paths = np.asarray(sample(pts_j), dtype=float).reshape(-1, len(pts_j), mean.shape[1])
+        per_path = [_indices(*split_k(f, k, dim)) for f in paths]
+        i1, it = np.array([p[0] for p in per_path]), np.array([p[1] for p in per_path])
+        # deviations from the mean over sample functions: the same Saltelli rows for
+        # every path, so the spread is the emulator's, not the Monte Carlo's
+        draw1, drawt = list(i1 - i1.mean(0)), list(it - it.mean(0))
+    elif n_draws and np.any(std > 0):
         for _ in range(n_draws):
             d1, dt = _indices(*split(mean + std * rng.standard_normal(mean.shape)))
             draw1.append(d1 - s1)
