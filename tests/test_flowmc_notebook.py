@@ -23,5 +23,7 @@ def test_flowmc_notebook_runs_and_finds_the_mode_weights(tmp_path):
     # about 0.015 here (TV <= 0.03 over six seeds of the same budget), so 0.05 is a loose bound
     assert all(abs(w - t) < 0.05 for w, t in zip(weights, (0.1, 0.2, 0.3, 0.4)))
     rhat = re.search(r"worst R-hat ([\d.]+) -> ([\d.]+)", text)
-    assert rhat and float(rhat.group(2)) < float(rhat.group(1)) + 0.01  # extend does not make it worse
+    # 10 production loops leave the worst R-hat at ~1.025; 30 more reach 1.0055-1.0081 over seeds
+    # 0-2 of this budget (seed 0 runs here, deterministic on CPU), so the run shown converges
+    assert rhat and float(rhat.group(2)) < 1.01 < float(rhat.group(1))
     assert (tmp_path / "sciml-runs" / "mix" / "result.nc").exists()

@@ -18,6 +18,8 @@ Usage::
 
     python bench/flowmc/run.py                       # every target, every sampler, small budget
     python bench/flowmc/run.py --targets mixture2,gauss50 --samplers sciml,flowmc --budget full
+    python bench/flowmc/run.py --samplers sciml --kernel hmc --leapfrog 5   # HMC, same evaluations
+    python bench/flowmc/run.py --samplers sciml --mass diag
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ BUDGETS = {
     # chains, training loops, production loops, local steps, global steps, flow epochs
     "tiny": dict(n_chains=32, n_training_loops=4, n_loops=4, n_local_steps=20, n_global_steps=20, n_epochs=5),
     "small": dict(n_chains=64, n_training_loops=8, n_loops=12, n_local_steps=30, n_global_steps=30, n_epochs=10),
+    "medium": dict(n_chains=128, n_training_loops=16, n_loops=24, n_local_steps=30, n_global_steps=30, n_epochs=10),
     "full": dict(n_chains=128, n_training_loops=16, n_loops=24, n_local_steps=50, n_global_steps=50, n_epochs=20),
 }
 
@@ -74,36 +77,52 @@ def score(name: str, draws: np.ndarray, wall: float, compile_s: float, evals: in
 
 
 # --------------------------------------------------------------------------- samplers
-def run_sciml(name: str, b: dict, seed: int) -> dict:
-    import torch
+#: options of sciml_lab's sampler (``--kernel``, ``--mass``, ``--leapfrog``)
+SCIML_OPTIONS: dict = {}
 
+
+def sciml_settings(b: dict, options: dict) -> dict:
+    """The engine's settings for budget ``b``: with HMC, whose move costs ``n_leapfrog``
+    gradient evaluations, the local steps are divided by ``n_leapfrog`` (rounded, at
+    least 1) so that the evaluations stay those of the budget.
+
+    Example:
+        >>> sciml_settings(BUDGETS["small"], {"kernel": "hmc", "n_leapfrog": 5})["n_local_steps"]
+        6
+    """
+    settings = dict(b, **options)
+    if options.get("kernel") == "hmc":
+        settings["n_local_steps"] = max(1, round(b["n_local_steps"] / options.get("n_leapfrog", 5)))
+    return settings
+
+
+def sciml_evaluations(s: dict) -> int:
+    """Target evaluations of the engine's settings ``s`` (an HMC move counts ``n_leapfrog``).
+    The gradient recomputed once per global block for chains that moved is not counted
+    (at most one evaluation per chain and loop, < 2 % of this budget)."""
+    per_local = s.get("n_leapfrog", 5) if s.get("kernel") == "hmc" else 1
+    return s["n_chains"] * (s["n_training_loops"] + s["n_loops"]) * (
+        s["n_local_steps"] * per_local + s["n_global_steps"])
+
+
+def run_sciml(name: str, b: dict, seed: int) -> dict:
     from sciml_lab.flowmc import FlowMCEngine
 
     t = TARGETS[name]
-    eng = FlowMCEngine(torch_log_prob(t), dim=t.dim, device="cpu", seed=seed, **b)
+    settings = sciml_settings(b, SCIML_OPTIONS)
+    eng = FlowMCEngine(torch_log_prob(t), dim=t.dim, device="cpu", seed=seed, **settings)
     t0 = time.perf_counter()
     while not eng.done():
         eng.step()
     wall = time.perf_counter() - t0
     draws = eng.snapshot()["posterior"]["x"].values
-    row = score(name, draws, wall, 0.0, evaluations(b))
-    _DIAG_FRACTIONS.append(eng_diag_fraction(eng))
-    del torch
+    row = score(name, draws, wall, 0.0, sciml_evaluations(settings))
+    _DIAG_FRACTIONS.append(eng.diag_wall / max(eng.wall, 1e-9))
     return row
 
 
+#: share of each sciml run's time spent on the live R-hat/ESS (measured by the engine)
 _DIAG_FRACTIONS: list[float] = []
-
-
-def eng_diag_fraction(eng) -> float:
-    """Share of the run's time spent on the live R-hat/ESS (re-measured here)."""
-    from sciml_lab.flowmc.diagnostics import summary_diagnostics
-
-    draws = eng.snapshot()["posterior"]["x"].values
-    t0 = time.perf_counter()
-    summary_diagnostics(draws)
-    one = time.perf_counter() - t0
-    return one * eng.n_loops / max(eng.wall, 1e-9)
 
 
 def _persistent_jax_cache() -> None:
@@ -227,15 +246,27 @@ def main(argv=None) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1, help="torch/XLA CPU threads (default 1)")
     p.add_argument("--out", default=None, help="also write the table (markdown) to this file")
+    p.add_argument("--kernel", choices=("mala", "hmc", "rw"), default=None,
+                   help="sciml_lab's local kernel (default: the engine's, MALA)")
+    p.add_argument("--leapfrog", type=int, default=5, help="leapfrog steps per HMC move (default 5)")
+    p.add_argument("--mass", choices=("full", "diag", "identity"), default=None,
+                   help="sciml_lab's mass matrix (default: the engine's, full)")
     args = p.parse_args(argv)
+    if args.kernel:
+        SCIML_OPTIONS["kernel"] = args.kernel
+        if args.kernel == "hmc":
+            SCIML_OPTIONS["n_leapfrog"] = args.leapfrog
+    if args.mass:
+        SCIML_OPTIONS["mass"] = args.mass
     os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
                           if args.threads == 1 else "")
     import torch
 
     torch.set_num_threads(args.threads)
     b = BUDGETS[args.budget]
+    label = "sciml" + "".join(f" {k}={v}" for k, v in SCIML_OPTIONS.items())
     lines = [f"budget '{args.budget}': {b} -> {evaluations(b):,} target evaluations per sampler and target; "
-             f"{args.threads} CPU thread(s)", "",
+             f"{args.threads} CPU thread(s)" + (f"; {label}" if SCIML_OPTIONS else ""), "",
              "| target | sampler | wall s | compile s | evals | min ESS | ESS/s | max R-hat | mean err (sd) "
              "| mode TV | chains in all modes |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -248,17 +279,19 @@ def main(argv=None) -> None:
                 r = {"target": name, "error": f"not installed ({exc.name})"}
             except Exception as exc:  # noqa: BLE001 - a failing baseline is a row, not a crash
                 r = {"target": name, "error": f"{type(exc).__name__}: {str(exc)[:80]}"}
+            shown = label if s == "sciml" else s
             if "error" in r:
-                line = f"| {name} | {s} | {r['error']} | | | | | | | | |"
+                line = f"| {name} | {shown} | {r['error']} | | | | | | | | |"
             else:
-                line = (f"| {name} | {s} | {r['wall_s']:.1f} | {r['compile_s']:.1f} | {r['evals']:,} | "
+                line = (f"| {name} | {shown} | {r['wall_s']:.1f} | {r['compile_s']:.1f} | {r['evals']:,} | "
                         f"{fmt(r['ess'], '.0f')} | {fmt(r['ess_s'], '.0f')} | {fmt(r['rhat'], '.3f')} | "
                         f"{fmt(r['mean_err'], '.3f')} | {fmt(r['tv'], '.3f')} | {fmt(r['hop'], '.2f')} |")
             lines.append(line)
             print(line, flush=True)
-    if "sciml" in args.samplers.split(","):
-        print(f"\n(sciml: live R-hat/ESS after every production loop cost {100 * _DIAG_FRACTIONS[-1]:.1f} % of "
-              "sampling time on the last target)" if _DIAG_FRACTIONS else "")
+    if _DIAG_FRACTIONS:
+        lines += ["", "sciml: live R-hat/ESS took " + ", ".join(f"{100 * f:.1f}" for f in _DIAG_FRACTIONS)
+                  + " % of the sampling time (targets in order)"]
+        print(lines[-1])
     if args.out:
         Path(args.out).write_text("\n".join(lines) + "\n")
 

@@ -3,7 +3,7 @@
 A run is a sequence of *loops*. A training loop is (local steps, flow training
 epochs, global steps): the local kernel explores each mode, adapts its step size to
 a target acceptance and, from the second loop on, its mass matrix to the chains'
-within-chain covariance; the flow is fitted by maximum likelihood to the pooled
+covariance (pooled over chains when their cloud looks Gaussian, else within chains); the flow is fitted by maximum likelihood to the pooled
 chain states and proposes independence moves between modes. A production loop is
 (local steps, global steps) with everything frozen (step size, mass matrix, flow),
 so the production chain is a valid, time-homogeneous Markov chain; only its draws
@@ -33,8 +33,8 @@ from ..device import resolve_device, resolve_dtype
 from ..runtime.engine import Badge, Chart, MonitorSpec, badge_targets, parse_criteria, register_engine
 from .diagnostics import summary_diagnostics, thinned_draws
 from .flow import FlowProposal
-from .kernels import KERNELS, TARGET_ACCEPTANCE, ChainState, global_block, local_step, nominal_step_size, \
-    within_chain_cholesky
+from .kernels import KERNELS, TARGET_ACCEPTANCE, ChainState, global_block, local_step, mass_cholesky, \
+    nominal_step_size
 from .target import Target
 
 __all__ = ["FlowMCEngine", "METRICS"]
@@ -94,7 +94,9 @@ class FlowMCEngine:
         kernel: ``"mala"`` (default), ``"hmc"`` or ``"rw"``.
         n_leapfrog: leapfrog steps per HMC move.
         target_acceptance: local acceptance the step size adapts to (default per kernel).
-        mass: ``"full"``, ``"diag"`` or ``"identity"`` preconditioning learned in training.
+        mass: ``"full"``, ``"diag"`` or ``"identity"`` preconditioning learned in training:
+            from the chains' pooled covariance when their cloud looks Gaussian, else their
+            within-chain covariance (:func:`~sciml_lab.flowmc.kernels.mass_cholesky`).
         flow_layers / flow_hidden / flow_bins: the coupling spline flow's size.
         learning_rate / batch_size / max_train_points: flow training.
         defensive: weight of a wide Gaussian mixed into the flow proposal, so that its
@@ -106,8 +108,10 @@ class FlowMCEngine:
         train_window: the flow (and its whitening) is fitted to the local draws of the
             last ``train_window`` training loops (default 1; 3 helped the 10-D mixture
             and hurt the 50-D Gaussian in the benchmark).
-        until: convergence target, e.g. ``"rhat<1.01 ess>2000"``, checked after each
-            production loop on the production draws.
+        until: convergence target, e.g. ``"rhat<1.01 ess>2000"``, checked on the
+            production draws after each production loop whose R-hat/ESS were computed
+            (they take at most ``DIAGNOSTICS_SHARE`` of the time, and always after the
+            last loop of the budget).
         thin: keep every ``thin``-th draw.
         device / dtype / seed: placement, precision and reproducibility (a CPU run is
             deterministic given the seed).
@@ -126,6 +130,8 @@ class FlowMCEngine:
     monitor = _monitor(None)
     #: bound on chains x steps per ``step()`` call (about half a second on one CPU core)
     CHAIN_EVALS_PER_CALL = 32768
+    #: largest share of the sampling time the live R-hat/ESS may take (see ``_diagnostics_due``)
+    DIAGNOSTICS_SHARE = 0.03
 
     def __init__(self, log_prob: Callable, dim: int | None = None, *, params=None, bounds=None, init=None,
                  n_chains: int = 128, n_loops: int | None = None, n_training_loops: int = 8,
@@ -192,6 +198,7 @@ class FlowMCEngine:
         self.state = ChainState(u0, lp, grad)
         self.eps = nominal_step_size(self.kernel, self.dim)
         self.chol = torch.eye(self.dim, dtype=self.dtype, device=self.device_obj)
+        self.mass_estimator = "identity"  # then "pooled" or "within" (see kernels.mass_cholesky)
         self.adapt_t = 0
         self.flow = FlowProposal(self.dim, self.flow_layers, tuple(self.flow_hidden), self.flow_bins,
                                  self.learning_rate, seed=self.seed, defensive=self.defensive)
@@ -203,6 +210,8 @@ class FlowMCEngine:
         self.loop, self.phase, self.phase_steps = 0, "local", 0
         self.floor = 0
         self.wall = 0.0
+        self.diag_wall = 0.0  # part of ``wall`` spent on the live R-hat/ESS
+        self.diagnostics_fresh = True
         self.flow_loss = math.nan
         self._reset_loop_buffers()
         self.draws: dict[str, dict[str, list[torch.Tensor]]] = {
@@ -292,7 +301,7 @@ class FlowMCEngine:
             return False
         if self.production_loops >= self.n_loops:
             return True
-        if self.criteria and self.production_loops >= max(self.floor, 1):
+        if self.criteria and self.production_loops >= max(self.floor, 1) and self.diagnostics_fresh:
             return all(c.met(self.metrics) for c in self.criteria)
         return False
 
@@ -326,7 +335,7 @@ class FlowMCEngine:
     def _local_phase(self) -> None:
         if self.phase_steps == 0 and not self.production and self.mass != "identity" \
                 and self._prev_local_u is not None:
-            chol = within_chain_cholesky(self._prev_local_u)
+            chol, self.mass_estimator = mass_cholesky(self._prev_local_u)
             self.chol = chol if self.mass == "full" else torch.diag(chol.diagonal())
             self.eps, self.adapt_t = nominal_step_size(self.kernel, self.dim), 0
         evals = self.n_leapfrog if self.kernel == "hmc" else 1
@@ -407,11 +416,19 @@ class FlowMCEngine:
         if not self.production:
             self._train_history = (self._train_history + [self._prev_local_u])[-max(self.train_window - 1, 0):] \
                 if self.train_window > 1 else []
-        if self.production:
-            rhat, ess = self._production_diagnostics()
-        else:
+        t0 = time.perf_counter()
+        if not self.production:
             draws = torch.cat(self.cur["local_u"], 1).double().cpu().numpy()
             rhat, ess = summary_diagnostics(draws)
+            fresh = True
+        elif self._diagnostics_due():
+            rhat, ess = self._production_diagnostics()
+            fresh = True
+        else:  # the monitor keeps the last values; the history row says "not computed"
+            rhat, ess = self.metrics["rhat"], self.metrics["ess"]
+            fresh = False
+        self.diag_wall += time.perf_counter() - t0
+        self.diagnostics_fresh = fresh  # ``until`` is judged on fresh values only
         was_production = self.production
         self.metrics = {
             "lp_mean": float(lp_now[torch.isfinite(lp_now)].mean()) if bool(torch.isfinite(lp_now).any()) else math.nan,
@@ -425,12 +442,24 @@ class FlowMCEngine:
             "loop": float(self.loop + 1),
             "stuck_chains": float(len(self.stuck)),
         }
-        self.diag_rows.append([rhat, ess, self.metrics["local_acceptance"], self.metrics["global_acceptance"],
+        self.diag_rows.append([rhat if fresh else math.nan, ess if fresh else math.nan, self.metrics["local_acceptance"], self.metrics["global_acceptance"],
                                self.metrics["flow_loss"], self.metrics["lp_mean"], self.metrics["step_size"],
                                float(len(self.stuck)), float(was_production), self.wall])
         self.loop += 1
         self.phase, self.phase_steps = "local", 0
         self._reset_loop_buffers()
+
+    def _diagnostics_due(self) -> bool:
+        """Whether to compute R-hat/ESS after this production loop: always after the last
+        loop of the budget, otherwise only while their time so far stays within
+        ``DIAGNOSTICS_SHARE`` of the sampling time (a loop of a cheap 2-D target takes
+        ~30 ms and its diagnostics up to ~8 ms, so computing them after every loop cost
+        ~17 % of production there). ``until`` is only judged after a loop whose values
+        are fresh, so a stop can come a few loops later than with a check after every
+        loop, never earlier, and the last history row always holds computed values."""
+        if self.production_loops + 1 >= self.n_loops:
+            return True
+        return self.diag_wall <= self.DIAGNOSTICS_SHARE * max(self.wall - self.diag_wall, 0.0)
 
     def _production_diagnostics(self) -> tuple[float, float]:
         u = self.draws["posterior"]["u"]
@@ -505,12 +534,15 @@ class FlowMCEngine:
         diag["wall_time"].attrs["units"] = "s"
         diag["rhat_max"].attrs["long_name"] = "worst rank-normalized split R-hat"
         diag["ess_bulk_min"].attrs["long_name"] = "smallest bulk ESS (draws thinned to <= 1000 per chain)"
+        for k in ("rhat_max", "ess_bulk_min"):
+            diag[k].attrs["comment"] = "NaN after a production loop where it was not computed (time budget)"
         groups["/diagnostics"] = diag
         tree = xr.DataTree.from_dict(groups)
         tree.attrs.update(
             parameters=json.dumps(self.target.names),
             kernel=self.kernel, phase="production" if self.production else "training",
-            step_size=float(self.eps), stuck_chains=json.dumps(self.stuck[:100]), note=self.note,
+            step_size=float(self.eps), mass_estimator=self.mass_estimator,
+            stuck_chains=json.dumps(self.stuck[:100]), note=self.note,
             inference_library="sciml_lab.flowmc",
         )
         return tree
@@ -524,10 +556,13 @@ class FlowMCEngine:
         return {
             "version": 1, "gen": self.gen.get_state(), "x": self.state.x, "lp": self.state.lp,
             "grad": self.state.grad if self.state.grad is not None else empty,
-            "eps": float(self.eps), "chol": self.chol, "adapt_t": int(self.adapt_t), "flow": self.flow.checkpoint(),
+            "eps": float(self.eps), "chol": self.chol, "mass_estimator": self.mass_estimator,
+            "adapt_t": int(self.adapt_t), "flow": self.flow.checkpoint(),
             "flow_loss": float(self.flow_loss), "loop": int(self.loop), "phase": self.phase,
             "phase_steps": int(self.phase_steps), "n_loops": int(self.n_loops), "floor": int(self.floor),
-            "wall": float(self.wall), "cur": cur, "prev_local_u": prev if prev is not None else empty,
+            "wall": float(self.wall), "diag_wall": float(self.diag_wall),
+            "diagnostics_fresh": bool(self.diagnostics_fresh), "cur": cur,
+            "prev_local_u": prev if prev is not None else empty,
             "draws": draws, "counters": dict(self.counters), "train_history": list(self._train_history),
             "diag_rows": torch.tensor(self.diag_rows, dtype=torch.float64).reshape(-1, len(_DIAG_VARS)),
             "metrics": dict(self.metrics), "stuck": list(self.stuck), "kernel": self.kernel,
@@ -542,10 +577,13 @@ class FlowMCEngine:
         grad = state["grad"].to(dev) if state["grad"].numel() else None
         self.state = ChainState(state["x"].to(dev), state["lp"].to(dev), grad)
         self.eps, self.chol, self.adapt_t = float(state["eps"]), state["chol"].to(dev), int(state["adapt_t"])
+        self.mass_estimator = str(state.get("mass_estimator", "within"))
         self.flow.restore(state["flow"])
         self.flow_loss = float(state["flow_loss"])
         self.loop, self.phase, self.phase_steps = int(state["loop"]), str(state["phase"]), int(state["phase_steps"])
         self.n_loops, self.floor, self.wall = int(state["n_loops"]), int(state["floor"]), float(state["wall"])
+        self.diag_wall = float(state.get("diag_wall", 0.0))
+        self.diagnostics_fresh = bool(state.get("diagnostics_fresh", True))
         self._reset_loop_buffers()
         for k, v in state["cur"].items():
             self.cur[k] = [t.to(dev) if torch.is_tensor(t) else t for t in v]
