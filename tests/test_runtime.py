@@ -190,12 +190,19 @@ class ThreadCount(StepEngine):
         return {**super().step(), "torch_threads": torch.get_num_threads()}
 
 
-def test_threads_option_applies_to_the_job_in_every_executor_and_on_resume(runs):
-    kernel_threads = torch.get_num_threads()
-    assert kernel_threads > 1, "the test needs a machine where torch uses more than one thread"
-    job = launch(ThreadCount(steps=3), name="t1", threads=1)
-    assert job.wait(30) == "done"
-    assert {e.metrics["torch_threads"] for e in job.events if e.metrics} == {1}
+def test_threads_option_applies_to_the_job_in_every_executor_and_on_resume(runs, monkeypatch):
+    # Dask's LocalCluster (used by earlier tests) leaves OMP_NUM_THREADS=1 etc. in os.environ
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        monkeypatch.delenv(var, raising=False)
+    # a fresh interpreter's default, which a process worker without the option keeps
+    fresh = int(subprocess.run([sys.executable, "-c", "import torch; print(torch.get_num_threads())"],
+                               capture_output=True, text=True, timeout=120).stdout)
+    assert fresh > 1, "the test needs a machine where torch uses more than one thread"
+    kernel_threads = torch.get_num_threads()  # other test modules may have set it
+    for n in (1, 2):
+        job = launch(ThreadCount(steps=3), name=f"t{n}", threads=n)
+        assert job.wait(30) == "done"
+        assert {e.metrics["torch_threads"] for e in job.events if e.metrics} == {n}
     assert torch.get_num_threads() == kernel_threads  # the kernel's own setting is untouched
     assert json.loads((runs / "t1" / "job.json").read_text())["threads"] == 1
 
@@ -206,7 +213,7 @@ def test_threads_option_applies_to_the_job_in_every_executor_and_on_resume(runs)
     assert [e.metrics["torch_threads"] for e in job.events if e.metrics] == [1] * 5
     job = launch(ThreadCount(steps=2), name="p0", executor="process", save_every=0.2)
     assert job.wait(60) == "done"
-    assert {e.metrics["torch_threads"] for e in job.events if e.metrics} == {kernel_threads}
+    assert {e.metrics["torch_threads"] for e in job.events if e.metrics} == {fresh}
     for bad in (0, 1.5, True, "2"):
         with pytest.raises(ValueError, match=rf"threads: expected None or an integer >= 1, got {bad!r}"):
             launch(StepEngine(), threads=bad)
