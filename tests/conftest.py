@@ -17,6 +17,18 @@ def runs(tmp_path, monkeypatch):
     return d
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Small torch runs: one intra-op thread is faster, and on a shared 2-core machine a
+    second spinning thread made them many times slower. Restored after the module."""
+    import torch
+
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
 @pytest.fixture(scope="session")
 def artifacts():
     ARTIFACTS.mkdir(exist_ok=True)

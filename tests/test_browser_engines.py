@@ -3,7 +3,8 @@
 One notebook launches symbolic regression, an emulator and flow-MCMC with ``%sciml``;
 the test checks from the DOM that the symreg monitor typesets its live Pareto front in
 LaTeX (KaTeX), that the emulator monitor draws its slice with the 95 % band, and that
-the flow-MCMC monitor's R-hat badge turns green (R-hat < 1.01) as the run converges,
+the flow-MCMC monitor's R-hat badge turns green (R-hat < 1.01) as the run converges
+and its phase pill goes from training to production,
 and saves a screenshot of each monitor to ``docs/`` for the README.
 """
 
@@ -44,6 +45,7 @@ JS_STATE = """() => Array.from(document.querySelectorAll('.sciml-monitor')).map(
   selected: (m.querySelector('.sciml-view tr.sciml-selected .katex-mathml annotation') || {}).textContent || null,
   plots: m.querySelectorAll('.sciml-view-plot canvas').length,
   badges: Array.from(m.querySelectorAll('.sciml-badge')).map((b) => [b.dataset.metric, b.dataset.state, b.textContent]),
+  phase: (m.querySelector('.sciml-phase') || {}).textContent || null,
 }))"""
 
 
@@ -84,13 +86,15 @@ def test_engine_monitors_show_latex_front_and_uncertainty_band(lab, artifacts):
             page.evaluate("() => { window.jupyterapp.commands.execute('notebook:run-all-cells'); }")
             try:
                 # flow-MCMC: the R-hat badge is seen failing the target while it runs, then passing
-                rhat_states = []
+                rhat_states, phases = [], []
 
                 def post_done():
                     st = {m["kind"]: m for m in page.evaluate(JS_STATE)}
                     post = st.get("flowmc")
                     if post is not None:
                         rhat_states.extend(b[1] for b in post["badges"] if b[0] == "rhat")
+                        if post["phase"] and (not phases or phases[-1] != post["phase"]):
+                            phases.append(post["phase"])
                     return len(st) == 3 and all(m["status"] == "done" for m in st.values()) and st
                 _poll(post_done, 280, "the three jobs done in their monitors", interval=0.25)
                 time.sleep(0.5)  # the last view update
@@ -108,6 +112,11 @@ def test_engine_monitors_show_latex_front_and_uncertainty_band(lab, artifacts):
                 assert rhat[1] == "pass", post["badges"]  # R-hat < 1.01 at the end...
                 assert "fail" in rhat_states, rhat_states[:20]  # ...after being above it live
                 assert rhat_states.index("pass") > rhat_states.index("fail")
+                # the phase pill: training loops, then production loops, live
+                kinds = [p.split(" ")[0] for p in phases]
+                assert "training" in kinds and kinds[-1] == "production", phases
+                assert kinds.index("production") > kinds.index("training"), phases
+                assert post["phase"].startswith("production · loop "), post["phase"]
                 DOCS.mkdir(exist_ok=True)
                 for kind, name in (("symreg", "symreg.png"), ("emulate", "emulate.png"), ("flowmc", "flowmc.png")):
                     mon = page.locator(".sciml-monitor").filter(has=page.locator(".sciml-kind", has_text=kind))

@@ -27,14 +27,7 @@ from sciml_lab.runtime.store import read_result, write_result
 warnings.filterwarnings("ignore", category=FutureWarning)  # arviz 0.2x announces its refactor
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """These runs are small: one intra-op thread is faster, and on a shared 2-core
-    machine a second spinning thread made them many times slower."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # see conftest.py
 
 SMALL = dict(n_chains=32, n_training_loops=4, n_loops=4, n_local_steps=20, n_global_steps=20, n_epochs=5,
              device="cpu", seed=0)

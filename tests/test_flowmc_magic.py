@@ -6,7 +6,8 @@ import pytest
 
 import IPython  # noqa: E402,F401 - a hard dependency: never skip
 from IPython.core.error import UsageError  # noqa: E402
-from test_flowmc import one_torch_thread  # noqa: E402, F401 - the shared autouse fixture
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # see conftest.py
 
 FAST = "--chains 8 --training-loops 2 --loops 2 --local-steps 10 --global-steps 10 --epochs 2 --device cpu --no-monitor"
 

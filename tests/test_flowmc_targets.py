@@ -13,12 +13,7 @@ import torch
 from sciml_lab.flowmc import FlowMCEngine
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # see conftest.py
 
 
 def run(engine: FlowMCEngine) -> dict:

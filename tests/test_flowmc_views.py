@@ -13,7 +13,8 @@ import torch
 
 from sciml_lab.flowmc import FlowMCEngine, plots
 from sciml_lab.runtime.store import read_result, write_result
-from test_flowmc import one_torch_thread  # noqa: F401 - the shared autouse fixture
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # see conftest.py
 
 warnings.filterwarnings("ignore", category=FutureWarning)  # arviz 0.2x announces its refactor
 

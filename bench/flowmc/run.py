@@ -19,6 +19,7 @@ Usage::
     python bench/flowmc/run.py                       # every target, every sampler, small budget
     python bench/flowmc/run.py --targets mixture2,gauss50 --samplers sciml,flowmc --budget full
     python bench/flowmc/run.py --samplers sciml --kernel hmc --leapfrog 5   # HMC, same evaluations
+    python bench/flowmc/run.py --samplers sciml --kernel auto --leapfrog 5  # MALA or HMC, chosen in training
     python bench/flowmc/run.py --samplers sciml --mass diag
 """
 
@@ -99,7 +100,9 @@ def sciml_settings(b: dict, options: dict) -> dict:
 def sciml_evaluations(s: dict) -> int:
     """Target evaluations of the engine's settings ``s`` (an HMC move counts ``n_leapfrog``).
     The gradient recomputed once per global block for chains that moved is not counted
-    (at most one evaluation per chain and loop, < 2 % of this budget)."""
+    (at most one evaluation per chain and loop, < 2 % of this budget). With
+    ``kernel="auto"`` the engine itself makes ``n_local_steps / n_leapfrog`` HMC moves in
+    an HMC loop, so a loop costs the same either way (exactly when it divides)."""
     per_local = s.get("n_leapfrog", 5) if s.get("kernel") == "hmc" else 1
     return s["n_chains"] * (s["n_training_loops"] + s["n_loops"]) * (
         s["n_local_steps"] * per_local + s["n_global_steps"])
@@ -118,11 +121,18 @@ def run_sciml(name: str, b: dict, seed: int) -> dict:
     draws = eng.snapshot()["posterior"]["x"].values
     row = score(name, draws, wall, 0.0, sciml_evaluations(settings))
     _DIAG_FRACTIONS.append(eng.diag_wall / max(eng.wall, 1e-9))
+    if eng.auto:
+        c = eng.kernel_choice()
+        _AUTO_CHOICES.append(f"{name}: {c['choice']} (MALA "
+                             + "/".join(f"{v:.3g}" for v in c["scores"]["mala"]) + ", HMC "
+                             + "/".join(f"{v:.3g}" for v in c["scores"]["hmc"]) + ")")
     return row
 
 
 #: share of each sciml run's time spent on the live R-hat/ESS (measured by the engine)
 _DIAG_FRACTIONS: list[float] = []
+#: with ``--kernel auto``: the kernel each sciml run chose, and its trial scores
+_AUTO_CHOICES: list[str] = []
 
 
 def _persistent_jax_cache() -> None:
@@ -246,15 +256,16 @@ def main(argv=None) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1, help="torch/XLA CPU threads (default 1)")
     p.add_argument("--out", default=None, help="also write the table (markdown) to this file")
-    p.add_argument("--kernel", choices=("mala", "hmc", "rw"), default=None,
-                   help="sciml_lab's local kernel (default: the engine's, MALA)")
+    p.add_argument("--kernel", choices=("mala", "hmc", "rw", "auto"), default=None,
+                   help="sciml_lab's local kernel (default: the engine's, MALA); auto: MALA or HMC "
+                        "chosen in training by whitened jump per evaluation")
     p.add_argument("--leapfrog", type=int, default=5, help="leapfrog steps per HMC move (default 5)")
     p.add_argument("--mass", choices=("full", "diag", "identity"), default=None,
                    help="sciml_lab's mass matrix (default: the engine's, full)")
     args = p.parse_args(argv)
     if args.kernel:
         SCIML_OPTIONS["kernel"] = args.kernel
-        if args.kernel == "hmc":
+        if args.kernel in ("hmc", "auto"):
             SCIML_OPTIONS["n_leapfrog"] = args.leapfrog
     if args.mass:
         SCIML_OPTIONS["mass"] = args.mass
@@ -291,6 +302,10 @@ def main(argv=None) -> None:
     if _DIAG_FRACTIONS:
         lines += ["", "sciml: live R-hat/ESS took " + ", ".join(f"{100 * f:.1f}" for f in _DIAG_FRACTIONS)
                   + " % of the sampling time (targets in order)"]
+        print(lines[-1])
+    if _AUTO_CHOICES:
+        lines += ["", "sciml kernel=auto chose (whitened squared jump per evaluation in each trial loop): "
+                  + "; ".join(_AUTO_CHOICES)]
         print(lines[-1])
     if args.out:
         Path(args.out).write_text("\n".join(lines) + "\n")

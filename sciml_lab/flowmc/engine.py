@@ -30,19 +30,24 @@ import torch
 import xarray as xr
 
 from ..device import resolve_device, resolve_dtype
-from ..runtime.engine import Badge, Chart, MonitorSpec, badge_targets, parse_criteria, register_engine
+from ..runtime.engine import Badge, Chart, MonitorSpec, Phase, badge_targets, parse_criteria, register_engine
 from .diagnostics import summary_diagnostics, thinned_draws
 from .flow import FlowProposal
 from .kernels import KERNELS, TARGET_ACCEPTANCE, ChainState, global_block, local_step, mass_cholesky, \
     nominal_step_size
 from .target import Target
 
-__all__ = ["FlowMCEngine", "METRICS"]
+__all__ = ["FlowMCEngine", "METRICS", "auto_trials", "whitened_jump_per_eval"]
 
 METRICS = ("lp_mean", "local_acceptance", "global_acceptance", "flow_loss", "rhat", "ess", "step_size",
            "production", "loop", "stuck_chains")
 _DIAG_VARS = ("rhat_max", "ess_bulk_min", "local_acceptance", "global_acceptance", "flow_loss", "lp_mean",
-              "step_size", "stuck_chains", "production", "wall_time")
+              "step_size", "stuck_chains", "production", "wall_time", "local_kernel", "jump_per_eval")
+#: codes of the ``local_kernel`` column of ``/diagnostics``
+_KERNEL_CODES = {"mala": 0, "hmc": 1, "rw": 2}
+#: ``kernel="auto"``: the kernels tried in the training loops after the first (burn-in)
+#: one, in an A-B-B-A order so that a trend as the chains settle favours neither
+AUTO_TRIALS = ("mala", "hmc", "hmc", "mala")
 _GRADIENT_FREE_NOTE = ("log_prob has no torch gradient: sampling with the gradient-free random-walk "
                        "local kernel (slower mixing within modes)")
 
@@ -61,7 +66,48 @@ def _monitor(until: str | None, note: str = "") -> MonitorSpec:
         badges=(Badge("R-hat", rhat_badge, ".3f"), Badge("ESS", ess_badge, ".0f")),
         key="rhat",
         note=note,
+        phase=Phase("production", ("training", "production"), counter="loop"),
     )
+
+
+def auto_trials(n_training_loops: int) -> dict[int, str]:
+    """The training loops where ``kernel="auto"`` measures each candidate kernel, as
+    ``{loop: kernel}``: MALA, HMC, HMC, MALA on loops 2-5 with 7 or more training loops
+    (1-4 with 6), MALA and HMC on loops 1-2 with 3 to 5, none with fewer (then MALA is
+    kept). The loops before are MALA burn-in (the first with an identity mass matrix),
+    not scored: trials from loop 1 compared MALA's first loop with a learned mass matrix,
+    still settling, and chose HMC on the benchmark's 50-D Gaussian, where MALA is
+    better. The loops after the trials run the chosen kernel.
+
+    Example:
+        >>> auto_trials(8)
+        {2: 'mala', 3: 'hmc', 4: 'hmc', 5: 'mala'}
+        >>> auto_trials(2)
+        {}
+    """
+    n = 4 if n_training_loops >= 6 else 2 if n_training_loops >= 3 else 0
+    first = 2 if n_training_loops >= 7 else 1
+    return {first + i: k for i, k in enumerate(AUTO_TRIALS[:n])}
+
+
+def whitened_jump_per_eval(u: torch.Tensor, chol: torch.Tensor, evals_per_step: int) -> float:
+    """Mean squared jump ``|L^-1 (x_t+1 - x_t)|^2`` between consecutive local draws
+    ``u`` (chain, draw, dim) in the coordinates whitened by the mass matrix ``L L^T``,
+    per target evaluation (rejected moves count as jumps of 0). Only the second half of
+    the jumps is used: the first ones come while the step size is still adapting.
+    ``nan`` with fewer than two draws.
+
+    Example:
+        >>> u = torch.cumsum(torch.ones(2, 5, 3), 1)  # every draw moves by (1, 1, 1)
+        >>> whitened_jump_per_eval(u, 2 * torch.eye(3), 1)
+        0.75
+    """
+    if u.shape[1] < 2:
+        return math.nan
+    d = u[:, 1:] - u[:, :-1]
+    d = d[:, d.shape[1] // 2:].reshape(-1, u.shape[-1]).to(chol.dtype)
+    z = torch.linalg.solve_triangular(chol, d.T, upper=False)
+    return float(z.pow(2).sum(0).mean()) / evals_per_step
 
 
 def _positive_int(name: str, v: Any, minimum: int = 1) -> int:
@@ -91,9 +137,29 @@ class FlowMCEngine:
         n_training_loops: training loops before production.
         n_local_steps / n_global_steps: steps of each kernel per loop.
         n_epochs: flow training epochs per training loop.
-        kernel: ``"mala"`` (default), ``"hmc"`` or ``"rw"``.
+        kernel: ``"mala"`` (default), ``"hmc"``, ``"rw"`` or ``"auto"``. With ``"auto"``
+            the training loops choose between MALA and HMC: after MALA burn-in loops,
+            trial loops run MALA, HMC, HMC, MALA (:func:`auto_trials`; each adapts its
+            kernel's step size from the nominal one, as every training loop does) and
+            score each kernel by the mean squared jump of its local draws in the
+            coordinates whitened by the current mass matrix per target evaluation
+            (:func:`whitened_jump_per_eval`; a MALA move costs 1 gradient evaluation, an
+            HMC move ``n_leapfrog``). The kernel with the larger mean score runs the
+            remaining training loops and all production loops (the production chain is
+            a fixed, valid Markov chain). Measured (``bench/flowmc``, budget ``small``,
+            seeds 0-2): it chose HMC on the Rosenbrocks (mean R-hat 1.12 and 1.12 vs
+            MALA's 1.15 and 1.20, flowMC's 1.15 and 1.20), MALA on the 50-D Gaussian
+            and the mixtures, either on the funnel; but its two HMC trial loops cost
+            the 10-D mixture mode hopping in 1 run of 3 (and ESS in 4 more seeds), so
+            MALA stays the default. To keep the evaluations per loop, an HMC move
+            replaces ``n_leapfrog`` MALA moves: it makes
+            ``max(1, round(n_local_steps / n_leapfrog))`` moves per loop. The choice and
+            both scores are in the run's attrs (``kernel``, ``kernel_choice``), the
+            kernel and score of each loop in ``/diagnostics`` (``local_kernel``,
+            ``jump_per_eval``).
         n_leapfrog: leapfrog steps per HMC move.
-        target_acceptance: local acceptance the step size adapts to (default per kernel).
+        target_acceptance: local acceptance the step size adapts to (default per kernel:
+            0.574 for MALA, 0.75 for HMC, 0.3 for the random walk).
         mass: ``"full"``, ``"diag"`` or ``"identity"`` preconditioning learned in training:
             from the chains' pooled covariance when their cloud looks Gaussian, else their
             within-chain covariance (:func:`~sciml_lab.flowmc.kernels.mass_cholesky`).
@@ -155,8 +221,8 @@ class FlowMCEngine:
         self.batch_size = _positive_int("batch_size", batch_size, 1)
         self.max_train_points = _positive_int("max_train_points", max_train_points, 2)
         self.flow_hidden = [_positive_int("flow_hidden", h, 1) for h in flow_hidden]
-        if kernel not in KERNELS:
-            raise ValueError(f"kernel: expected one of {', '.join(KERNELS)}, got {kernel!r}")
+        if kernel not in KERNELS + ("auto",):
+            raise ValueError(f"kernel: expected one of {', '.join(KERNELS + ('auto',))}, got {kernel!r}")
         if mass not in ("full", "diag", "identity"):
             raise ValueError(f"mass: expected 'full', 'diag' or 'identity', got {mass!r}")
         self.kernel_requested, self.mass = kernel, mass
@@ -187,7 +253,13 @@ class FlowMCEngine:
         self._params_config = None if params is None else {k: list(s) for k, s in self.target.shapes.items()}
         u0 = self._initial_points(init)
         has_grad = self.target.resolve_gradient(u0)
-        self.kernel = kernel if has_grad else "rw"
+        self.kernel = ("mala" if kernel == "auto" else kernel) if has_grad else "rw"
+        self.auto = kernel == "auto" and has_grad
+        self._target_acceptance_arg = target_acceptance
+        self.auto_trials = auto_trials(self.n_training_loops) if self.auto else {}
+        self.auto_scores: dict[str, list[float]] = {"mala": [], "hmc": []}
+        self.auto_choice: str | None = None if self.auto_trials or not self.auto else "mala"
+        self._loop_jump = math.nan
         note = "" if has_grad else _GRADIENT_FREE_NOTE
         self.monitor = _monitor(until, note)  # per run: badges follow ``until``
         self.note = note
@@ -306,9 +378,11 @@ class FlowMCEngine:
         return False
 
     def progress(self) -> float:
+        if self.done():  # the budget is spent or the ``until`` target is met
+            return 1.0
         total = self.n_training_loops + self.n_loops
         if self.phase == "local":
-            partial = 0.4 * self.phase_steps / self.n_local_steps
+            partial = 0.4 * self.phase_steps / self._local_steps()
         elif self.phase == "train":
             partial = 0.4
         else:
@@ -329,17 +403,70 @@ class FlowMCEngine:
         else:
             self._global_phase()
         self.wall += time.perf_counter() - t0
-        return dict(self.metrics)
+        out = dict(self.metrics)
+        # the monitor's phase pill shows the loop in progress; the other metrics are
+        # those of the last finished loop
+        out["production"] = float(self.production)
+        out["loop"] = float(self.loop + (0 if self.done() else 1))
+        return out
 
     # ------------------------------------------------------------------ phases
+    def _local_steps(self) -> int:
+        """Local moves in this loop: ``n_local_steps``, but with ``kernel="auto"`` an
+        HMC move stands for ``n_leapfrog`` of them (equal target evaluations)."""
+        if self.auto and self.kernel == "hmc":
+            return max(1, round(self.n_local_steps / self.n_leapfrog))
+        return self.n_local_steps
+
+    def _auto_switch(self) -> None:
+        """``kernel="auto"``, at the start of a training loop: the kernel of this loop."""
+        new = self.auto_choice or self.auto_trials.get(self.loop, "mala")
+        if new != self.kernel:
+            self.kernel = new
+            self.target_acceptance = float(self._target_acceptance_arg or TARGET_ACCEPTANCE[new])
+            self.eps, self.adapt_t = nominal_step_size(self.kernel, self.dim), 0
+
+    def _auto_record(self, score: float) -> None:
+        """``kernel="auto"``, at the end of a training loop's local moves: score a trial
+        loop and, after the last one, choose."""
+        if self.auto_choice is not None or self.loop not in self.auto_trials:
+            return
+        self.auto_scores[self.kernel].append(score)
+        if self.loop == max(self.auto_trials):
+            mean = {k: float(np.mean(v)) if v and np.all(np.isfinite(v)) else -math.inf
+                    for k, v in self.auto_scores.items()}
+            self.auto_choice = "hmc" if mean["hmc"] > mean["mala"] else "mala"
+
+    def kernel_choice(self) -> dict[str, Any]:
+        """Why the local kernel is what it is: with ``kernel="auto"``, the choice (``None``
+        until the trial loops are done) and each candidate's whitened squared jump per
+        target evaluation in its trial loops.
+
+        Example:
+            >>> FlowMCEngine(lambda x: -(x ** 2).sum(1), dim=2, n_chains=4, kernel="auto",
+            ...              device="cpu").kernel_choice()["choice"] is None
+            True
+        """
+        if not self.auto:
+            return {"requested": self.kernel_requested, "choice": self.kernel}
+        means = {k: (float(np.mean(v)) if v else None) for k, v in self.auto_scores.items()}
+        return {"requested": "auto", "choice": self.auto_choice, "trial_loops": self.auto_trials,
+                "scores": {k: list(v) for k, v in self.auto_scores.items()}, "mean_scores": means,
+                "n_leapfrog": self.n_leapfrog,
+                "criterion": "mean squared jump of the local draws in whitened coordinates (current mass "
+                             "matrix) per target evaluation, second half of each trial loop; larger wins"}
+
     def _local_phase(self) -> None:
-        if self.phase_steps == 0 and not self.production and self.mass != "identity" \
-                and self._prev_local_u is not None:
+        starting = self.phase_steps == 0 and not self.production
+        if starting and self.auto:
+            self._auto_switch()
+        if starting and self.mass != "identity" and self._prev_local_u is not None:
             chol, self.mass_estimator = mass_cholesky(self._prev_local_u)
             self.chol = chol if self.mass == "full" else torch.diag(chol.diagonal())
             self.eps, self.adapt_t = nominal_step_size(self.kernel, self.dim), 0
         evals = self.n_leapfrog if self.kernel == "hmc" else 1
-        todo = min(self.n_local_steps - self.phase_steps, self._chunk(evals))
+        n_local = self._local_steps()
+        todo = min(n_local - self.phase_steps, self._chunk(evals))
         us, lps, accs = [], [], []
         for _ in range(todo):
             self.state, acc, alpha = local_step(self.kernel, self.target, self.state, self.eps, self.chol,
@@ -356,7 +483,10 @@ class FlowMCEngine:
         self.cur["local_acc"].append(torch.stack(accs, 1))
         self._record(torch.stack(us, 1), torch.stack(lps, 1), torch.stack(accs, 1), 0)
         self.phase_steps += todo
-        if self.phase_steps >= self.n_local_steps:
+        if self.phase_steps >= n_local:
+            self._loop_jump = whitened_jump_per_eval(torch.cat(self.cur["local_u"], 1), self.chol, evals)
+            if self.auto and not self.production:
+                self._auto_record(self._loop_jump)
             self.phase_steps = 0
             if not self.production and self.n_epochs:
                 self.phase = "train"
@@ -444,7 +574,8 @@ class FlowMCEngine:
         }
         self.diag_rows.append([rhat if fresh else math.nan, ess if fresh else math.nan, self.metrics["local_acceptance"], self.metrics["global_acceptance"],
                                self.metrics["flow_loss"], self.metrics["lp_mean"], self.metrics["step_size"],
-                               float(len(self.stuck)), float(was_production), self.wall])
+                               float(len(self.stuck)), float(was_production), self.wall,
+                               float(_KERNEL_CODES[self.kernel]), self._loop_jump])
         self.loop += 1
         self.phase, self.phase_steps = "local", 0
         self._reset_loop_buffers()
@@ -532,6 +663,10 @@ class FlowMCEngine:
                           coords={"iteration": np.arange(len(rows))})
         diag["production"] = diag["production"].astype(np.int8)
         diag["wall_time"].attrs["units"] = "s"
+        diag["local_kernel"].attrs.update(flag_values=list(_KERNEL_CODES.values()),
+                                          flag_meanings=" ".join(_KERNEL_CODES))
+        diag["jump_per_eval"].attrs["long_name"] = ("mean squared jump of the loop's local draws in whitened "
+                                                    "coordinates per target evaluation (second half of the loop)")
         diag["rhat_max"].attrs["long_name"] = "worst rank-normalized split R-hat"
         diag["ess_bulk_min"].attrs["long_name"] = "smallest bulk ESS (draws thinned to <= 1000 per chain)"
         for k in ("rhat_max", "ess_bulk_min"):
@@ -540,7 +675,8 @@ class FlowMCEngine:
         tree = xr.DataTree.from_dict(groups)
         tree.attrs.update(
             parameters=json.dumps(self.target.names),
-            kernel=self.kernel, phase="production" if self.production else "training",
+            kernel=self.kernel, kernel_choice=json.dumps(self.kernel_choice()),
+            phase="production" if self.production else "training",
             step_size=float(self.eps), mass_estimator=self.mass_estimator,
             stuck_chains=json.dumps(self.stuck[:100]), note=self.note,
             inference_library="sciml_lab.flowmc",
@@ -566,6 +702,9 @@ class FlowMCEngine:
             "draws": draws, "counters": dict(self.counters), "train_history": list(self._train_history),
             "diag_rows": torch.tensor(self.diag_rows, dtype=torch.float64).reshape(-1, len(_DIAG_VARS)),
             "metrics": dict(self.metrics), "stuck": list(self.stuck), "kernel": self.kernel,
+            "auto": {"scores": {k: list(v) for k, v in self.auto_scores.items()},
+                     "choice": self.auto_choice, "target_acceptance": float(self.target_acceptance),
+                     "loop_jump": float(self._loop_jump)},
             "gradient": bool(self.target.gradient),
         }
 
@@ -592,7 +731,14 @@ class FlowMCEngine:
         self._train_history = [t.to(dev) for t in state["train_history"]]
         self.draws = {g: {k: ([v] if v.numel() else []) for k, v in d.items()} for g, d in state["draws"].items()}
         self.counters = {k: int(v) for k, v in state["counters"].items()}
-        self.diag_rows = state["diag_rows"].tolist()
+        rows = state["diag_rows"].tolist()  # a checkpoint from before a column was added: NaN there
+        self.diag_rows = [r + [math.nan] * (len(_DIAG_VARS) - len(r)) for r in rows]
+        auto = state.get("auto")
+        if auto:
+            self.auto_scores = {k: [float(x) for x in v] for k, v in auto["scores"].items()}
+            self.auto_choice = auto["choice"]
+            self.target_acceptance = float(auto["target_acceptance"])
+            self._loop_jump = float(auto["loop_jump"])
         self.metrics = {k: float(v) for k, v in state["metrics"].items()}
         self.stuck = [int(i) for i in state["stuck"]]
 
@@ -603,7 +749,7 @@ class FlowMCEngine:
             "n_chains": self.n_chains, "n_loops": self.n_loops, "n_training_loops": self.n_training_loops,
             "n_local_steps": self.n_local_steps, "n_global_steps": self.n_global_steps, "n_epochs": self.n_epochs,
             "kernel": self.kernel_requested, "n_leapfrog": self.n_leapfrog,
-            "target_acceptance": self.target_acceptance, "mass": self.mass, "flow_layers": self.flow_layers,
+            "target_acceptance": (self._target_acceptance_arg if self.auto else self.target_acceptance), "mass": self.mass, "flow_layers": self.flow_layers,
             "flow_hidden": list(self.flow_hidden), "flow_bins": self.flow_bins,
             "learning_rate": self.learning_rate, "batch_size": self.batch_size,
             "max_train_points": self.max_train_points, "defensive": self.defensive,

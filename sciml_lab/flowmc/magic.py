@@ -60,7 +60,8 @@ def _configure(p: argparse.ArgumentParser) -> None:
     g.add_argument("--local-steps", type=positive_int, default=30, help="local steps per loop (default 30)")
     g.add_argument("--global-steps", type=int, default=30, help="global (flow) steps per loop (default 30)")
     g.add_argument("--epochs", type=positive_int, default=10, help="flow epochs per training loop (default 10)")
-    g.add_argument("--kernel", choices=("mala", "hmc", "rw"), default="mala", help="local kernel (default mala)")
+    g.add_argument("--kernel", choices=("mala", "hmc", "rw", "auto"), default="mala",
+                   help="local kernel (default mala; auto: MALA or HMC chosen in training)")
     g.add_argument("--mass", choices=("full", "diag", "identity"), default="full",
                    help="preconditioning learned in training (default full)")
     g.add_argument("--flow-layers", type=positive_int, default=4, help="coupling layers (default 4)")

@@ -1,0 +1,112 @@
+"""``kernel="auto"`` of the flow-MCMC engine: MALA or HMC chosen in training by the
+whitened squared jump per target evaluation, then fixed for production.
+
+CPU, fixed seeds, 2-D targets and a few hundred chain-steps per loop: the file runs in
+a few seconds. The margins behind each asserted choice were measured and are given
+where the assertion is made.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from sciml_lab.flowmc import FlowMCEngine
+from sciml_lab.flowmc.engine import auto_trials, whitened_jump_per_eval
+
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # see conftest.py
+
+
+AUTO = dict(kernel="auto", n_leapfrog=5, n_chains=32, n_training_loops=7, n_loops=2, n_local_steps=30,
+            n_global_steps=10, n_epochs=3, device="cpu", seed=0)
+
+
+def banana(x):
+    """The benchmark's 2-D Rosenbrock: a long, thin, curved ridge."""
+    return -((x[:, 0] - 1.0) ** 2) / 20.0 - 5.0 * (x[:, 1] - x[:, 0] ** 2) ** 2
+
+
+def four_modes(x):
+    """Four unit Gaussians 10 apart: locally Gaussian, the flow does the hopping."""
+    c = torch.tensor([[-5.0, -5.0], [5.0, -5.0], [-5.0, 5.0], [5.0, 5.0]], dtype=x.dtype)
+    return torch.logsumexp(-0.5 * ((x[:, None, :] - c) ** 2).sum(-1), 1)
+
+
+def run(eng):
+    while not eng.done():
+        eng.step()
+    return eng
+
+
+def test_auto_chooses_hmc_on_a_banana_and_mala_on_gaussian_modes():
+    # measured at seed 0 (seeds 1-3 in brackets), mean whitened jump per evaluation over
+    # the two trial loops of each kernel: banana MALA 0.43 (0.65, 0.53, 0.58) vs HMC 0.83
+    # (0.87, 0.93, 1.07); four modes MALA 2.55 (3.59, 3.55, 2.79) vs HMC 1.59 (1.15, 1.23,
+    # 1.36): the same choice on every seed, by 1.3x to 3x
+    for log_prob, expected in ((banana, "hmc"), (four_modes, "mala")):
+        eng = run(FlowMCEngine(log_prob, dim=2, **AUTO))
+        choice = eng.kernel_choice()
+        assert choice["choice"] == expected == eng.kernel, choice
+        means = choice["mean_scores"]
+        assert (means["hmc"] > means["mala"]) == (expected == "hmc")
+        assert len(choice["scores"]["mala"]) == len(choice["scores"]["hmc"]) == 2
+        tree = eng.snapshot()
+        assert tree.attrs["kernel"] == expected
+        assert json.loads(tree.attrs["kernel_choice"])["choice"] == expected
+        diag = tree["diagnostics"]
+        codes = diag["local_kernel"].values
+        # trial schedule (loops 2-5: MALA, HMC, HMC, MALA), then the choice, fixed in production
+        assert list(codes[:6]) == [0, 0, 0, 1, 1, 0]
+        assert (codes[6:] == {"mala": 0, "hmc": 1}[expected]).all()
+        assert np.isfinite(diag["jump_per_eval"].values).all()
+        # an HMC loop makes 30 / 5 = 6 moves: equal target evaluations per loop
+        n_local = 2 * (6 if expected == "hmc" else 30)
+        kinds = tree["sample_stats"]["kernel"].values[0]
+        assert (kinds == 0).sum() == n_local
+
+
+def test_auto_is_deterministic_given_the_seed_and_survives_a_checkpoint():
+    a = run(FlowMCEngine(banana, dim=2, **AUTO))
+    b = run(FlowMCEngine(banana, dim=2, **AUTO))
+    assert a.kernel_choice() == b.kernel_choice()
+    np.testing.assert_array_equal(a.snapshot()["posterior"]["x"].values, b.snapshot()["posterior"]["x"].values)
+
+    # stopped in the middle of the trials (loop 3, HMC) and reloaded: the same run
+    c = FlowMCEngine(banana, dim=2, **AUTO)
+    while c.loop < 4:
+        c.step()
+    assert c.kernel == "hmc" and c.kernel_choice()["choice"] is None
+    buf = io.BytesIO()
+    torch.save(c.state_dict(), buf)
+    buf.seek(0)
+    d = FlowMCEngine.from_config(c.config(), log_prob=banana)
+    d.load_state_dict(torch.load(buf, weights_only=True))
+    run(d)
+    assert d.kernel_choice() == a.kernel_choice()
+    np.testing.assert_array_equal(a.snapshot()["posterior"]["x"].values, d.snapshot()["posterior"]["x"].values)
+
+
+def test_auto_with_few_training_loops_and_without_gradient():
+    assert auto_trials(3) == {1: "mala", 2: "hmc"} and auto_trials(6)[4] == "mala" and auto_trials(2) == {}
+    eng = run(FlowMCEngine(banana, dim=2, **dict(AUTO, n_training_loops=2, n_loops=1)))
+    assert eng.kernel_choice()["choice"] == "mala" and eng.kernel == "mala"  # too few loops to compare
+    numpy_lp = run(FlowMCEngine(lambda x: -0.5 * (np.asarray(x) ** 2).sum(1), dim=2,
+                                **dict(AUTO, n_training_loops=2, n_loops=1)))
+    assert numpy_lp.kernel == "rw"  # no gradient: neither MALA nor HMC
+    with pytest.raises(ValueError, match="kernel: expected one of mala, hmc, rw, auto"):
+        FlowMCEngine(banana, dim=2, kernel="nuts", device="cpu")
+
+
+def test_whitened_jump_counts_rejections_and_evaluations():
+    u = torch.zeros(3, 5, 2)
+    u[:, 3:] = torch.tensor([2.0, 0.0])  # one jump of length 2 among the last two
+    # second half of the 4 jumps: (2^2 + 0) / 2 per step, whitened by a scale of 2 -> 0.5,
+    # and per evaluation with 5 evaluations a step
+    assert whitened_jump_per_eval(u, 2 * torch.eye(2), 5) == pytest.approx(0.5 / 5)
+    assert math.isnan(whitened_jump_per_eval(u[:, :1], torch.eye(2), 1))
