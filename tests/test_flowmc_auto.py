@@ -55,14 +55,15 @@ def test_auto_chooses_hmc_on_a_banana_and_mala_on_gaussian_modes():
         assert choice["choice"] == expected == eng.kernel, choice
         means = choice["mean_scores"]
         assert (means["hmc"] > means["mala"]) == (expected == "hmc")
-        assert len(choice["scores"]["mala"]) == len(choice["scores"]["hmc"]) == 2
+        assert len(choice["scores"]["mala"]) == len(choice["scores"]["hmc"]) == 4
         tree = eng.snapshot()
         assert tree.attrs["kernel"] == expected
         assert json.loads(tree.attrs["kernel_choice"])["choice"] == expected
         diag = tree["diagnostics"]
         codes = diag["local_kernel"].values
-        # trial schedule (loops 2-5: MALA, HMC, HMC, MALA), then the choice, fixed in production
-        assert list(codes[:6]) == [0, 0, 0, 1, 1, 0]
+        # trial schedule (loops 2-5 split: HMC on every fourth chain, MALA on the rest), then the
+        # choice, fixed in production
+        assert list(codes[:6]) == [0, 0, 3, 3, 3, 3]
         assert (codes[6:] == {"mala": 0, "hmc": 1}[expected]).all()
         assert np.isfinite(diag["jump_per_eval"].values).all()
         # an HMC loop makes 30 / 5 = 6 moves: equal target evaluations per loop
@@ -77,11 +78,12 @@ def test_auto_is_deterministic_given_the_seed_and_survives_a_checkpoint():
     assert a.kernel_choice() == b.kernel_choice()
     np.testing.assert_array_equal(a.snapshot()["posterior"]["x"].values, b.snapshot()["posterior"]["x"].values)
 
-    # stopped in the middle of the trials (loop 3, HMC) and reloaded: the same run
+    # stopped in the middle of a split trial loop and reloaded: the same run
     c = FlowMCEngine(banana, dim=2, **AUTO)
-    while c.loop < 4:
+    while c.loop < 3 or c.phase == "local":
         c.step()
-    assert c.kernel == "hmc" and c.kernel_choice()["choice"] is None
+    assert c.kernel == "split" and c.kernel_choice()["choice"] is None and c.phase != "local"
+    assert len(c.auto_scores["hmc"]) == 2
     buf = io.BytesIO()
     torch.save(c.state_dict(), buf)
     buf.seek(0)
@@ -93,7 +95,8 @@ def test_auto_is_deterministic_given_the_seed_and_survives_a_checkpoint():
 
 
 def test_auto_with_few_training_loops_and_without_gradient():
-    assert auto_trials(3) == {1: "mala", 2: "hmc"} and auto_trials(6)[4] == "mala" and auto_trials(2) == {}
+    assert auto_trials(3) == {1: "split", 2: "split"} and auto_trials(6)[4] == "split" and auto_trials(2) == {}
+    assert auto_trials(8) == {2: "split", 3: "split", 4: "split", 5: "split"}
     eng = run(FlowMCEngine(banana, dim=2, **dict(AUTO, n_training_loops=2, n_loops=1)))
     assert eng.kernel_choice()["choice"] == "mala" and eng.kernel == "mala"  # too few loops to compare
     numpy_lp = run(FlowMCEngine(lambda x: -0.5 * (np.asarray(x) ** 2).sum(1), dim=2,
@@ -110,3 +113,27 @@ def test_whitened_jump_counts_rejections_and_evaluations():
     # and per evaluation with 5 evaluations a step
     assert whitened_jump_per_eval(u, 2 * torch.eye(2), 5) == pytest.approx(0.5 / 5)
     assert math.isnan(whitened_jump_per_eval(u[:, :1], torch.eye(2), 1))
+
+
+def test_split_trial_loops_give_each_kernel_its_chains_and_step_size():
+    eng = FlowMCEngine(banana, dim=2, **AUTO)
+    while eng.loop < 2:
+        eng.step()
+    x0 = eng.state.x.clone()
+    while eng.phase == "local":
+        eng.step()
+    assert eng.kernel == "split" and eng.phase == "train"
+    u = torch.cat(eng.cur["local_u"], 1)
+    # the HMC chains (every fourth) move only every n_leapfrog = 5 steps: 6 moves in 30 steps
+    held = (u[3::4, 1:] == u[3::4, :-1]).all(-1)
+    moves = [s for s in range(30) if (s + 1) % 5 == 0]
+    assert eng._hmc_move_steps() == moves
+    off = [s for s in range(1, 30) if s not in moves]
+    assert held[:, [s - 1 for s in off]].all()
+    assert not (u[3::4, 4] == x0[3::4]).all(-1).all()
+    assert ((u[0::4, 1:] != u[0::4, :-1]).any(-1)).float().mean() > 0.3  # MALA chains move every step
+    # each kernel keeps its own step size: nominal for MALA and HMC differ after adaptation
+    assert math.isfinite(eng.eps_hmc) and eng.eps_hmc != eng.eps
+    # after the flow fit (MALA draws + HMC trajectory ends) both kernels have a score
+    eng.step()
+    assert len(eng.auto_scores["mala"]) == len(eng.auto_scores["hmc"]) == 1

@@ -44,10 +44,11 @@ METRICS = ("lp_mean", "local_acceptance", "global_acceptance", "flow_loss", "rha
 _DIAG_VARS = ("rhat_max", "ess_bulk_min", "local_acceptance", "global_acceptance", "flow_loss", "lp_mean",
               "step_size", "stuck_chains", "production", "wall_time", "local_kernel", "jump_per_eval")
 #: codes of the ``local_kernel`` column of ``/diagnostics``
-_KERNEL_CODES = {"mala": 0, "hmc": 1, "rw": 2}
-#: ``kernel="auto"``: the kernels tried in the training loops after the first (burn-in)
-#: one, in an A-B-B-A order so that a trend as the chains settle favours neither
-AUTO_TRIALS = ("mala", "hmc", "hmc", "mala")
+_KERNEL_CODES = {"mala": 0, "hmc": 1, "rw": 2, "split": 3}
+#: ``kernel="auto"``: the trial loops after the MALA burn-in ones; each is a *split* loop
+#: (MALA on three chains in four, HMC on the others, the same loop for both, so that a
+#: trend as the chains settle favours neither and the flow keeps most of its data)
+AUTO_TRIALS = ("split", "split", "split", "split")
 _GRADIENT_FREE_NOTE = ("log_prob has no torch gradient: sampling with the gradient-free random-walk "
                        "local kernel (slower mixing within modes)")
 
@@ -71,17 +72,18 @@ def _monitor(until: str | None, note: str = "") -> MonitorSpec:
 
 
 def auto_trials(n_training_loops: int) -> dict[int, str]:
-    """The training loops where ``kernel="auto"`` measures each candidate kernel, as
-    ``{loop: kernel}``: MALA, HMC, HMC, MALA on loops 2-5 with 7 or more training loops
-    (1-4 with 6), MALA and HMC on loops 1-2 with 3 to 5, none with fewer (then MALA is
-    kept). The loops before are MALA burn-in (the first with an identity mass matrix),
-    not scored: trials from loop 1 compared MALA's first loop with a learned mass matrix,
-    still settling, and chose HMC on the benchmark's 50-D Gaussian, where MALA is
-    better. The loops after the trials run the chosen kernel.
+    """The training loops where ``kernel="auto"`` measures both candidate kernels, as
+    ``{loop: "split"}``: loops 2-5 with 7 or more training loops (1-4 with 6), loops 1-2
+    with 3 to 5, none with fewer (then MALA is kept). In a split loop every fourth chain
+    runs HMC and the others MALA (``FlowMCEngine._split_local_phase``). The loops before
+    are MALA burn-in (the first with an identity mass matrix), not scored: trials from
+    loop 1 compared MALA's first loop with a learned mass matrix, still settling, and
+    chose HMC on the benchmark's 50-D Gaussian, where MALA is better. The loops after
+    the trials run the chosen kernel on all chains.
 
     Example:
         >>> auto_trials(8)
-        {2: 'mala', 3: 'hmc', 4: 'hmc', 5: 'mala'}
+        {2: 'split', 3: 'split', 4: 'split', 5: 'split'}
         >>> auto_trials(2)
         {}
     """
@@ -139,24 +141,28 @@ class FlowMCEngine:
         n_epochs: flow training epochs per training loop.
         kernel: ``"mala"`` (default), ``"hmc"``, ``"rw"`` or ``"auto"``. With ``"auto"``
             the training loops choose between MALA and HMC: after MALA burn-in loops,
-            trial loops run MALA, HMC, HMC, MALA (:func:`auto_trials`; each adapts its
-            kernel's step size from the nominal one, as every training loop does) and
-            score each kernel by the mean squared jump of its local draws in the
-            coordinates whitened by the current mass matrix per target evaluation
-            (:func:`whitened_jump_per_eval`; a MALA move costs 1 gradient evaluation, an
-            HMC move ``n_leapfrog``). The kernel with the larger mean score runs the
-            remaining training loops and all production loops (the production chain is
-            a fixed, valid Markov chain). Measured (``bench/flowmc``, budget ``small``,
-            seeds 0-2): it chose HMC on the Rosenbrocks (mean R-hat 1.12 and 1.12 vs
-            MALA's 1.15 and 1.20, flowMC's 1.15 and 1.20), MALA on the 50-D Gaussian
-            and the mixtures, either on the funnel; but its two HMC trial loops cost
-            the 10-D mixture mode hopping in 1 run of 3 (and ESS in 4 more seeds), so
-            MALA stays the default. To keep the evaluations per loop, an HMC move
-            replaces ``n_leapfrog`` MALA moves: it makes
-            ``max(1, round(n_local_steps / n_leapfrog))`` moves per loop. The choice and
-            both scores are in the run's attrs (``kernel``, ``kernel_choice``), the
-            kernel and score of each loop in ``/diagnostics`` (``local_kernel``,
-            ``jump_per_eval``).
+            four *split* trial loops (:func:`auto_trials`) run HMC on every fourth chain
+            and MALA on the others, with the same target evaluations per chain (an HMC
+            chain moves every ``n_leapfrog`` steps and holds in between), each kernel
+            with its own step size adapted from its nominal one; the flow is fitted to
+            the MALA chains' draws and the HMC chains' trajectory ends. Each kernel is
+            scored in each trial loop by the mean squared jump of its chains' local
+            draws in the coordinates whitened by the current mass matrix per target
+            evaluation (:func:`whitened_jump_per_eval`; a MALA move costs 1 gradient
+            evaluation, an HMC move ``n_leapfrog``). The kernel with the larger mean
+            score runs, on all chains, the remaining training loops and all production
+            loops (the production chain is a fixed, valid Markov chain). After the
+            trials an HMC loop makes ``max(1, round(n_local_steps / n_leapfrog))`` moves
+            (equal evaluations). Measured (``bench/flowmc``, budget ``small``, seeds
+            0-2): HMC chosen on the Rosenbrocks (mean R-hat 1.10 and 1.12 vs MALA's 1.15
+            and 1.20, flowMC's 1.15 and 1.20), MALA on the 50-D Gaussian and the
+            mixtures, either on the funnel; every chain visits every mode of the 10-D
+            mixture on seeds 0-6, but its smallest ESS there is 0.84x MALA's in total.
+            The trials used to be whole loops (MALA, HMC, HMC, MALA): the HMC loops'
+            5x fewer draws made the flow drop the mixture's lightest mode on a seed. The
+            choice and both kernels' scores are in the run's attrs (``kernel``,
+            ``kernel_choice``), the kernel of each loop (``split`` for a trial) and the
+            MALA chains' score in ``/diagnostics`` (``local_kernel``, ``jump_per_eval``).
         n_leapfrog: leapfrog steps per HMC move.
         target_acceptance: local acceptance the step size adapts to (default per kernel:
             0.574 for MALA, 0.75 for HMC, 0.3 for the random walk).
@@ -260,6 +266,7 @@ class FlowMCEngine:
         self.auto_scores: dict[str, list[float]] = {"mala": [], "hmc": []}
         self.auto_choice: str | None = None if self.auto_trials or not self.auto else "mala"
         self._loop_jump = math.nan
+        self.eps_hmc, self.adapt_t_hmc = math.nan, 0  # HMC's step size in split trial loops
         note = "" if has_grad else _GRADIENT_FREE_NOTE
         self.monitor = _monitor(until, note)  # per run: badges follow ``until``
         self.note = note
@@ -418,13 +425,100 @@ class FlowMCEngine:
             return max(1, round(self.n_local_steps / self.n_leapfrog))
         return self.n_local_steps
 
+    def _step_kernel(self) -> str:
+        """The kernel whose step size is ``self.eps`` (MALA's in a split trial loop)."""
+        return "mala" if self.kernel == "split" else self.kernel
+
     def _auto_switch(self) -> None:
         """``kernel="auto"``, at the start of a training loop: the kernel of this loop."""
         new = self.auto_choice or self.auto_trials.get(self.loop, "mala")
         if new != self.kernel:
             self.kernel = new
-            self.target_acceptance = float(self._target_acceptance_arg or TARGET_ACCEPTANCE[new])
-            self.eps, self.adapt_t = nominal_step_size(self.kernel, self.dim), 0
+            step = self._step_kernel()
+            self.target_acceptance = float(self._target_acceptance_arg or TARGET_ACCEPTANCE[step])
+            self.eps, self.adapt_t = nominal_step_size(step, self.dim), 0
+            self.eps_hmc, self.adapt_t_hmc = nominal_step_size("hmc", self.dim), 0
+
+    def _split_halves(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The chains of a split trial loop, ``(mala, hmc)``: every fourth chain (index 3,
+        7, ...; the last one with fewer than 4 chains) runs HMC, the others MALA. A quarter,
+        not a half: with half of the chains on HMC the 10-D mixture lost mode hopping on
+        some seeds (the flow is fitted to fewer points from those chains)."""
+        idx = torch.arange(self.n_chains, device=self.device_obj)
+        hmc = idx % 4 == 3 if self.n_chains >= 4 else idx == self.n_chains - 1
+        return idx[~hmc], idx[hmc]
+
+    def _hmc_move_steps(self) -> list[int]:
+        """Steps of a split trial loop at which the HMC half moves: every ``n_leapfrog``-th
+        (the HMC chains hold in between), so both halves spend the same evaluations."""
+        n, L = self.n_local_steps, self.n_leapfrog
+        return [s for s in range(n) if (s + 1) % L == 0] or [n - 1]
+
+    def _split_local_phase(self) -> None:
+        """A ``kernel="auto"`` trial loop: MALA on three chains in four and HMC on the
+        others (:meth:`_split_halves`) with the same target evaluations per chain, each
+        kernel with its own step size adapted from its nominal one. An HMC chain moves
+        every ``n_leapfrog`` steps and holds in between. The flow is fitted to all the
+        MALA chains' draws and the HMC chains' trajectory ends (no held copies)."""
+        ev, od = self._split_halves()
+        moves = set(self._hmc_move_steps())
+        ta_m = float(self._target_acceptance_arg or TARGET_ACCEPTANCE["mala"])
+        ta_h = float(self._target_acceptance_arg or TARGET_ACCEPTANCE["hmc"])
+        n_local = self.n_local_steps
+        todo = min(n_local - self.phase_steps, self._chunk(2))
+        us, lps, accs = [], [], []
+
+        def sub(st, i):
+            return ChainState(st.x[i], st.lp[i], st.grad[i])
+
+        for k in range(todo):
+            s = self.phase_steps + k
+            st = self.state
+            x, lp, grad = st.x.clone(), st.lp.clone(), st.grad.clone()
+            acc = torch.zeros(self.n_chains, dtype=torch.bool, device=x.device)
+            m, a_m, al_m = local_step("mala", self.target, sub(st, ev), self.eps, self.chol, self.gen,
+                                      self.n_leapfrog)
+            x[ev], lp[ev], grad[ev], acc[ev] = m.x, m.lp, m.grad, a_m
+            self.adapt_t += 1
+            self.eps *= math.exp((float(al_m.mean()) - ta_m) / math.sqrt(self.adapt_t + 1.0))
+            if s in moves:
+                h, a_h, al_h = local_step("hmc", self.target, sub(st, od), self.eps_hmc, self.chol, self.gen,
+                                          self.n_leapfrog)
+                x[od], lp[od], grad[od], acc[od] = h.x, h.lp, h.grad, a_h
+                self.adapt_t_hmc += 1
+                self.eps_hmc *= math.exp((float(al_h.mean()) - ta_h) / math.sqrt(self.adapt_t_hmc + 1.0))
+            self.state = ChainState(x, lp, grad)
+            us.append(x)
+            lps.append(lp)
+            accs.append(acc)
+            self.cur["local_alpha"].append(float(al_m.mean()))
+        self.cur["local_u"].append(torch.stack(us, 1))
+        self.cur["local_acc"].append(torch.stack(accs, 1))
+        self._record(torch.stack(us, 1), torch.stack(lps, 1), torch.stack(accs, 1), 0)
+        self.phase_steps += todo
+        if self.phase_steps >= n_local:
+            u = torch.cat(self.cur["local_u"], 1)
+            steps = torch.tensor(sorted(moves), device=u.device)
+            mala = whitened_jump_per_eval(u[ev], self.chol, 1)
+            hmc = whitened_jump_per_eval(u[od][:, steps], self.chol, self.n_leapfrog)
+            self._loop_jump = mala
+            if self.auto_choice is None and self.loop in self.auto_trials:
+                self.auto_scores["mala"].append(mala)
+                self.auto_scores["hmc"].append(hmc)
+                if self.loop == max(self.auto_trials):
+                    self._auto_decide()
+            self.phase_steps = 0
+            if self.n_epochs:
+                self.phase = "train"
+            elif self.n_global_steps:
+                self.phase = "global"
+            else:
+                self._end_loop()
+
+    def _auto_decide(self) -> None:
+        mean = {k: float(np.mean(v)) if v and np.all(np.isfinite(v)) else -math.inf
+                for k, v in self.auto_scores.items()}
+        self.auto_choice = "hmc" if mean["hmc"] > mean["mala"] else "mala"
 
     def _auto_record(self, score: float) -> None:
         """``kernel="auto"``, at the end of a training loop's local moves: score a trial
@@ -433,9 +527,7 @@ class FlowMCEngine:
             return
         self.auto_scores[self.kernel].append(score)
         if self.loop == max(self.auto_trials):
-            mean = {k: float(np.mean(v)) if v and np.all(np.isfinite(v)) else -math.inf
-                    for k, v in self.auto_scores.items()}
-            self.auto_choice = "hmc" if mean["hmc"] > mean["mala"] else "mala"
+            self._auto_decide()
 
     def kernel_choice(self) -> dict[str, Any]:
         """Why the local kernel is what it is: with ``kernel="auto"``, the choice (``None``
@@ -463,7 +555,11 @@ class FlowMCEngine:
         if starting and self.mass != "identity" and self._prev_local_u is not None:
             chol, self.mass_estimator = mass_cholesky(self._prev_local_u)
             self.chol = chol if self.mass == "full" else torch.diag(chol.diagonal())
-            self.eps, self.adapt_t = nominal_step_size(self.kernel, self.dim), 0
+            self.eps, self.adapt_t = nominal_step_size(self._step_kernel(), self.dim), 0
+            self.eps_hmc, self.adapt_t_hmc = nominal_step_size("hmc", self.dim), 0
+        if self.kernel == "split":
+            self._split_local_phase()
+            return
         evals = self.n_leapfrog if self.kernel == "hmc" else 1
         n_local = self._local_steps()
         todo = min(n_local - self.phase_steps, self._chunk(evals))
@@ -498,6 +594,12 @@ class FlowMCEngine:
     def _train_phase(self) -> None:
         recent = self._train_history[-(self.train_window - 1):] if self.train_window > 1 else []
         pts = torch.cat(recent + self.cur["local_u"], 1).reshape(-1, self.dim)
+        if self.kernel == "split":  # the MALA chains' draws and the HMC chains' trajectory ends
+            u = torch.cat(self.cur["local_u"], 1)
+            ev, od = self._split_halves()
+            steps = torch.tensor(self._hmc_move_steps(), device=u.device)
+            pts = torch.cat([t.reshape(-1, self.dim) for t in recent]
+                            + [u[ev].reshape(-1, self.dim), u[od][:, steps].reshape(-1, self.dim)])
         if len(pts) > self.max_train_points:
             idx = torch.randperm(len(pts), generator=self.gen, device=self.gen.device)[: self.max_train_points]
             pts = pts[idx.to(pts.device)]
@@ -704,7 +806,8 @@ class FlowMCEngine:
             "metrics": dict(self.metrics), "stuck": list(self.stuck), "kernel": self.kernel,
             "auto": {"scores": {k: list(v) for k, v in self.auto_scores.items()},
                      "choice": self.auto_choice, "target_acceptance": float(self.target_acceptance),
-                     "loop_jump": float(self._loop_jump)},
+                     "loop_jump": float(self._loop_jump), "eps_hmc": float(self.eps_hmc),
+                     "adapt_t_hmc": int(self.adapt_t_hmc)},
             "gradient": bool(self.target.gradient),
         }
 
@@ -739,6 +842,8 @@ class FlowMCEngine:
             self.auto_choice = auto["choice"]
             self.target_acceptance = float(auto["target_acceptance"])
             self._loop_jump = float(auto["loop_jump"])
+            self.eps_hmc = float(auto.get("eps_hmc", math.nan))
+            self.adapt_t_hmc = int(auto.get("adapt_t_hmc", 0))
         self.metrics = {k: float(v) for k, v in state["metrics"].items()}
         self.stuck = [int(i) for i in state["stuck"]]
 
