@@ -11,16 +11,9 @@ import pytest
 import torch
 
 from sciml_lab.flowmc import FlowMCEngine
-
+from test_flowmc import run  # run an engine to its end, return the last metrics
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # see conftest.py
-
-
-def run(engine: FlowMCEngine) -> dict:
-    m = {}
-    while not engine.done():
-        m = engine.step()
-    return m
 
 
 # four unit Gaussians at the corners (+-5, +-5) of the first two coordinates, with

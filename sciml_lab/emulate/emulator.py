@@ -467,13 +467,16 @@ class Emulator(nn.Module):
             if self.model_kind != "gp":
                 raise ValueError("x_val: the ensemble has no leave-one-out shortcut; pass held-out data")
             folds = self.cv_folds(len(self._train_y))
+
+            def decoded(latent):
+                return self._decode(*(t.to(torch.float64).cpu() for t in latent))
+
             # LOO variances are those of a noisy observation: the right comparison, since
             # the fitted noise is the part of the data the kernel could not explain
-            lm, lv = self.model.loo()
-            loo_mean, _ = self._decode(lm.to(torch.float64).cpu(), lv.to(torch.float64).cpu())
+            mean, var = decoded(self.model.loo())
+            loo_mean = mean
             if folds:
-                lm, lv = self._kfold(folds)
-            mean, var = self._decode(lm.to(torch.float64).cpu(), lv.to(torch.float64).cpu())
+                mean, var = decoded(self._kfold(folds))
             self.validation_method = (
                 f"NRMSE: exact leave-one-out; coverage, NLL and calibration: {folds}-fold cross-validation "
                 "with the hyper-parameters refitted per fold" if folds else "exact leave-one-out cross-validation")

@@ -112,6 +112,14 @@ def whitened_jump_per_eval(u: torch.Tensor, chol: torch.Tensor, evals_per_step: 
     return float(z.pow(2).sum(0).mean()) / evals_per_step
 
 
+def _adapt_step(eps: float, t: int, alpha: torch.Tensor, target: float) -> tuple[float, int]:
+    """One Robbins-Monro step on log(step size) towards the target acceptance:
+    returns ``(eps, t)`` after the ``t+1``-th update with acceptance probabilities ``alpha``."""
+    t += 1
+    rate = 1.0 / math.sqrt(t + 1.0)
+    return eps * math.exp(rate * (float(alpha.mean()) - target)), t
+
+
 def _positive_int(name: str, v: Any, minimum: int = 1) -> int:
     if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or int(v) < minimum:
         raise ValueError(f"{name}: expected an integer >= {minimum}, got {v!r}")
@@ -479,22 +487,18 @@ class FlowMCEngine:
             m, a_m, al_m = local_step("mala", self.target, sub(st, ev), self.eps, self.chol, self.gen,
                                       self.n_leapfrog)
             x[ev], lp[ev], grad[ev], acc[ev] = m.x, m.lp, m.grad, a_m
-            self.adapt_t += 1
-            self.eps *= math.exp((float(al_m.mean()) - ta_m) / math.sqrt(self.adapt_t + 1.0))
+            self.eps, self.adapt_t = _adapt_step(self.eps, self.adapt_t, al_m, ta_m)
             if s in moves:
                 h, a_h, al_h = local_step("hmc", self.target, sub(st, od), self.eps_hmc, self.chol, self.gen,
                                           self.n_leapfrog)
                 x[od], lp[od], grad[od], acc[od] = h.x, h.lp, h.grad, a_h
-                self.adapt_t_hmc += 1
-                self.eps_hmc *= math.exp((float(al_h.mean()) - ta_h) / math.sqrt(self.adapt_t_hmc + 1.0))
+                self.eps_hmc, self.adapt_t_hmc = _adapt_step(self.eps_hmc, self.adapt_t_hmc, al_h, ta_h)
             self.state = ChainState(x, lp, grad)
             us.append(x)
             lps.append(lp)
             accs.append(acc)
             self.cur["local_alpha"].append(float(al_m.mean()))
-        self.cur["local_u"].append(torch.stack(us, 1))
-        self.cur["local_acc"].append(torch.stack(accs, 1))
-        self._record(torch.stack(us, 1), torch.stack(lps, 1), torch.stack(accs, 1), 0)
+        self._keep_local_chunk(us, lps, accs)
         self.phase_steps += todo
         if self.phase_steps >= n_local:
             u = torch.cat(self.cur["local_u"], 1)
@@ -502,32 +506,37 @@ class FlowMCEngine:
             mala = whitened_jump_per_eval(u[ev], self.chol, 1)
             hmc = whitened_jump_per_eval(u[od][:, steps], self.chol, self.n_leapfrog)
             self._loop_jump = mala
-            if self.auto_choice is None and self.loop in self.auto_trials:
-                self.auto_scores["mala"].append(mala)
-                self.auto_scores["hmc"].append(hmc)
-                if self.loop == max(self.auto_trials):
-                    self._auto_decide()
-            self.phase_steps = 0
-            if self.n_epochs:
-                self.phase = "train"
-            elif self.n_global_steps:
-                self.phase = "global"
-            else:
-                self._end_loop()
+            self._auto_record(mala, hmc)
+            self._local_phase_done()
 
-    def _auto_decide(self) -> None:
-        mean = {k: float(np.mean(v)) if v and np.all(np.isfinite(v)) else -math.inf
-                for k, v in self.auto_scores.items()}
-        self.auto_choice = "hmc" if mean["hmc"] > mean["mala"] else "mala"
+    def _keep_local_chunk(self, us: list, lps: list, accs: list) -> None:
+        """Store a chunk of local draws (lists of ``(chain, dim)`` / ``(chain,)`` per step)."""
+        u, acc = torch.stack(us, 1), torch.stack(accs, 1)
+        self.cur["local_u"].append(u)
+        self.cur["local_acc"].append(acc)
+        self._record(u, torch.stack(lps, 1), acc, 0)
 
-    def _auto_record(self, score: float) -> None:
-        """``kernel="auto"``, at the end of a training loop's local moves: score a trial
-        loop and, after the last one, choose."""
+    def _local_phase_done(self) -> None:
+        """After the loop's last local step: flow training, global moves, or the loop's end."""
+        self.phase_steps = 0
+        if not self.production and self.n_epochs:
+            self.phase = "train"
+        elif self.n_global_steps:
+            self.phase = "global"
+        else:
+            self._end_loop()
+
+    def _auto_record(self, mala: float, hmc: float) -> None:
+        """``kernel="auto"``, at the end of a split trial loop's local moves: keep both
+        kernels' scores and, after the last trial loop, choose."""
         if self.auto_choice is not None or self.loop not in self.auto_trials:
             return
-        self.auto_scores[self.kernel].append(score)
+        self.auto_scores["mala"].append(mala)
+        self.auto_scores["hmc"].append(hmc)
         if self.loop == max(self.auto_trials):
-            self._auto_decide()
+            mean = {k: float(np.mean(v)) if v and np.all(np.isfinite(v)) else -math.inf
+                    for k, v in self.auto_scores.items()}
+            self.auto_choice = "hmc" if mean["hmc"] > mean["mala"] else "mala"
 
     def kernel_choice(self) -> dict[str, Any]:
         """Why the local kernel is what it is: with ``kernel="auto"``, the choice (``None``
@@ -568,28 +577,17 @@ class FlowMCEngine:
             self.state, acc, alpha = local_step(self.kernel, self.target, self.state, self.eps, self.chol,
                                                 self.gen, self.n_leapfrog)
             if not self.production:  # Robbins-Monro on log(eps), reset at each mass update
-                self.adapt_t += 1
-                rate = 1.0 / math.sqrt(self.adapt_t + 1.0)
-                self.eps *= math.exp(rate * (float(alpha.mean()) - self.target_acceptance))
+                self.eps, self.adapt_t = _adapt_step(self.eps, self.adapt_t, alpha, self.target_acceptance)
             us.append(self.state.x)
             lps.append(self.state.lp)
             accs.append(acc)
             self.cur["local_alpha"].append(float(alpha.mean()))
-        self.cur["local_u"].append(torch.stack(us, 1))
-        self.cur["local_acc"].append(torch.stack(accs, 1))
-        self._record(torch.stack(us, 1), torch.stack(lps, 1), torch.stack(accs, 1), 0)
+        self._keep_local_chunk(us, lps, accs)
         self.phase_steps += todo
         if self.phase_steps >= n_local:
+            # (``kernel="auto"`` scores its kernels in the split trial loops only)
             self._loop_jump = whitened_jump_per_eval(torch.cat(self.cur["local_u"], 1), self.chol, evals)
-            if self.auto and not self.production:
-                self._auto_record(self._loop_jump)
-            self.phase_steps = 0
-            if not self.production and self.n_epochs:
-                self.phase = "train"
-            elif self.n_global_steps:
-                self.phase = "global"
-            else:
-                self._end_loop()
+            self._local_phase_done()
 
     def _train_phase(self) -> None:
         recent = self._train_history[-(self.train_window - 1):] if self.train_window > 1 else []
