@@ -5,14 +5,13 @@ the test checks from the DOM that the symreg monitor typesets its live Pareto fr
 LaTeX (KaTeX), that the emulator monitor draws its slice with the 95 % band, and that
 the flow-MCMC monitor's R-hat badge turns green (R-hat < 1.01) as the run converges
 and its phase pill goes from training to production,
-and saves a screenshot of each monitor to ``docs/`` for the README.
+and saves a screenshot of each monitor to the git-ignored ``test-artifacts/``
+(``make docs-images`` copies them into ``docs/`` for the README).
 """
 
 from __future__ import annotations
 
-import shutil
 import time
-from pathlib import Path
 
 import pytest
 
@@ -20,8 +19,6 @@ from browser_helpers import CHROMIUM, CHROMIUM_ARGS, JS_KERNEL_READY, JS_OUTPUT_
 from test_browser import _poll, _require_chromium
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-
-DOCS = Path(__file__).parent.parent / "docs"
 
 # coloured (non-grey) pixels in the canvases of the monitor whose kind is `kind`
 JS_INK = """(kind) => {
@@ -117,11 +114,9 @@ def test_engine_monitors_show_latex_front_and_uncertainty_band(lab, artifacts):
                 assert "training" in kinds and kinds[-1] == "production", phases
                 assert kinds.index("production") > kinds.index("training"), phases
                 assert post["phase"].startswith("production · loop "), post["phase"]
-                DOCS.mkdir(exist_ok=True)
                 for kind, name in (("symreg", "symreg.png"), ("emulate", "emulate.png"), ("flowmc", "flowmc.png")):
                     mon = page.locator(".sciml-monitor").filter(has=page.locator(".sciml-kind", has_text=kind))
                     mon.first.screenshot(path=str(artifacts / name))
-                    shutil.copyfile(artifacts / name, DOCS / name)
             except Exception as exc:
                 page.screenshot(path=str(artifacts / "engines-failure.png"), full_page=True)
                 raise AssertionError(f"{exc}\n{page.evaluate(JS_OUTPUT_ERRORS)}\n{lab.log_tail(30)}") from exc
