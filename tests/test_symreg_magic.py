@@ -23,14 +23,17 @@ def shell(ipython_shell):
     return ip
 
 
-def test_dataframe_launch_binds_the_job_and_finds_the_law(shell, tmp_path):
+def test_dataframe_launch_binds_the_job_and_fits_the_law(shell, tmp_path):
     shell.run_line_magic("sciml", f"symreg df --target E {FAST} --name energy --runs-dir {tmp_path}")
     job = shell.user_ns["energy"]
     assert job.wait(120) == "done"
-    from sciml_lab.symreg import equation, is_exact_recovery
-
-    assert is_exact_recovery(equation(job.result), "m*v**2/2", ["m", "v"])
-    assert job.result.attrs["target"] == "E"
+    assert job.result.attrs["target"] == "E" and job.result.attrs["features"] == '["m", "v"]'
+    assert job.engine.iteration == 40 or job.engine.target_reached()  # the --iterations the magic was given
+    # This small search (40 iterations, 2 islands of 32) recovers m*v**2/2 exactly on only 10 of
+    # seeds 0-19, so exactness is tested in test_symreg.py over several seeds; what holds on every
+    # seed is a selected equation that fits: R^2 of 0.988 or more on 20 of 20
+    pareto = job.result["pareto"]
+    assert pareto["r2"].values[pareto["selected"].values].item() > 0.98
 
 
 def test_pair_of_arrays_and_feature_subset(shell, tmp_path):
