@@ -279,15 +279,17 @@ class _ProcessWorker:
     def call(self, x: np.ndarray, timeout: float | None) -> Any:
         try:
             self.conn.send(x)
-            if not self.conn.poll(timeout):
-                self.close()
-                raise TimeoutError(f"the simulator call did not return within timeout={timeout:g} s "
-                                   "(its worker process was killed)")
-            ok, value = self.conn.recv()
+            answered = self.conn.poll(timeout)
+            if answered:
+                ok, value = self.conn.recv()
         except (EOFError, OSError) as exc:
             self.close()
             raise RuntimeError(f"the simulator's worker process ended during the call "
                                f"(exit code {self.proc.poll()})") from exc
+        if not answered:
+            self.close()
+            raise TimeoutError(f"the simulator call did not return within timeout={timeout:g} s "
+                               "(its worker process was killed)")
         if ok:
             return value
         raise value
