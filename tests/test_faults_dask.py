@@ -211,13 +211,32 @@ def test_a_lost_dask_worker_fails_the_job_with_the_loss_as_its_reason_when_no_re
     pid, step_at_kill = kill_worker_mid_job(client, job, runs, at_step=20)
     assert job.wait(120) == "failed"
     assert "worker" in job.error and "lost" in job.error
-    time.sleep(1.0)  # a silent re-run would be writing again by now
     steps = logged_steps(run)
-    assert len(steps) == len(set(steps)) and steps[-1] <= step_at_kill + 1
+    time.sleep(1.0)  # a silent re-run would be writing again by now
+    assert logged_steps(run) == steps and len(steps) == len(set(steps))
     record = json.loads((run / "job.json").read_text())
     assert record["status"] == "failed" and "lost" in record["error"]
     kept = read_result(run / "result.nc")["trace"].sizes["step"]
     assert 1 <= kept <= steps[-1]  # what it produced before the loss is kept
+
+
+def test_a_task_the_scheduler_gives_up_on_fails_the_job_on_disk_too(runs):
+    """With ``allowed-failures`` 0 the scheduler itself fails the task at the first loss
+    (KilledWorker): the job fails with the loss as its reason, in job.json as well."""
+    import dask
+
+    from sciml_lab.runtime import DaskExecutor
+
+    with dask.config.set({"distributed.scheduler.allowed-failures": 0}), \
+            distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                     dashboard_address=None) as cluster, distributed.Client(cluster) as client:
+        job = launch(StepEngine(steps=100_000, delay=0.02), name="given-up", executor=DaskExecutor(client),
+                     save_every=0.2)
+        kill_worker_mid_job(client, job, runs, at_step=10)
+        assert job.wait(120) == "failed"
+    assert "KilledWorker" in job.error and "lost" in job.error
+    record = json.loads((runs / "given-up" / "job.json").read_text())
+    assert record["status"] == "failed" and "KilledWorker" in record["error"]
 
 
 # ----------------------------------------------------------------------------- hanging simulator

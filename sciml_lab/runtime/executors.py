@@ -450,9 +450,7 @@ def _dask_main(payload: bytes, tag: str, store_path: str, record: dict, save_eve
         error = (f"the Dask worker running the job was lost ({lost} time{'s' if lost > 1 else ''}, the executor "
                  f"allows {worker_losses}); everything up to the last checkpoint is kept in the run folder")
         try:
-            rec = store.read_json()
-            rec.update(status="failed", error=error, traceback="", worker_losses=lost, updated=now_iso())
-            store.write_json(rec)
+            _record_failure(store, error, worker_losses=lost)
         finally:
             link.send(("status", "failed", {"error": error, "traceback": ""}))
             link.send(("exited", 1))
@@ -622,9 +620,10 @@ class DaskExecutor(Executor):
                         if future.cancelled() and handle.killing.is_set():
                             handle.killed.wait(120)  # "stopped" once its worker is gone
                         err = future.exception() if future.status == "error" else None
-                        if err is not None:
-                            on_message(("status", "failed", {"error": _describe_task_error(err),
-                                                             "traceback": ""}))
+                        if err is not None:  # on disk first: the job's own status change does not write
+                            error = _describe_task_error(err)
+                            _record_failure(store, error)
+                            on_message(("status", "failed", {"error": error, "traceback": ""}))
                         finish(0 if err is None else 1)
                         return
                     continue
@@ -644,6 +643,16 @@ class DaskExecutor(Executor):
         handle.reader = threading.Thread(target=reader, name=f"sciml-dask-{record.get('name')}", daemon=True)
         handle.reader.start()
         return handle
+
+
+def _record_failure(store: RunStore, error: str, **extra: Any) -> None:
+    """Mark the run failed in its ``job.json`` (where the loop could not do it itself)."""
+    try:
+        rec = store.read_json()
+        rec.update(status="failed", error=error, traceback="", updated=now_iso(), **extra)
+        store.write_json(rec)
+    except Exception:  # noqa: BLE001 - the kernel still reports the failure
+        pass
 
 
 def _pid_running(pid: int) -> bool:
