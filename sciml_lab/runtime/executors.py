@@ -356,19 +356,17 @@ class _DaskLink:
     in batches by a flusher thread (5 Hz), other messages at once, in order.
 
     A stop is also a flag file in the run folder, looked at before every step: it
-    does not depend on the scheduler. The first ``saved`` message of a segment is
-    noted in the segment's file, so that a re-run after a lost worker knows that the
-    checkpoint is this segment's own."""
+    does not depend on the scheduler."""
 
     local = False
     period = 0.2
 
-    def __init__(self, tag: str, stop_flag: Path, on_first_save: Callable[[], None], client=None):
+    def __init__(self, tag: str, stop_flag: Path, client=None):
         from distributed import Queue
 
         self.out = Queue(f"sciml-out-{tag}", client=client)
         self.inbox = Queue(f"sciml-in-{tag}", client=client)
-        self.stop_flag, self._on_first_save = stop_flag, on_first_save
+        self.stop_flag = stop_flag
         self._events: list = []
         self._lock = threading.Lock()
         self._closed = threading.Event()
@@ -400,9 +398,6 @@ class _DaskLink:
             with self._lock:
                 self._events.extend(message[1])
             return
-        if message[0] == "saved" and self._on_first_save is not None:
-            self._on_first_save()
-            self._on_first_save = None
         self._flush()
         with self._lock:
             self.out.put(list(message))
@@ -430,20 +425,15 @@ def _dask_main(payload: bytes, tag: str, store_path: str, record: dict, save_eve
     stop_flag, seg_path = _segment_files(store_path, tag)
     if stop_flag.exists():  # stopped (and its worker restarted) before this start: nothing to do
         return "stopped"
-    seg = json.loads(seg_path.read_text()) if seg_path.exists() else {"starts": 0, "checkpointed": False}
+    # the checkpoint file as this segment found it: every write replaces it by a new
+    # file, so a different one later means that this segment wrote it
+    seg = (json.loads(seg_path.read_text()) if seg_path.exists()
+           else {"starts": 0, "checkpoint": _file_identity(store.checkpoint_pt)})
     lost = int(seg["starts"])
     seg["starts"] = lost + 1
-
-    def write_seg() -> None:
-        text = json.dumps(seg)
-        atomic_write(seg_path, lambda tmp: tmp.write_text(text))
-
-    def first_save() -> None:
-        seg["checkpointed"] = True
-        write_seg()
-
-    write_seg()
-    link = _DaskLink(tag, stop_flag, first_save if not seg["checkpointed"] else None)
+    text = json.dumps(seg)
+    atomic_write(seg_path, lambda tmp: tmp.write_text(text))
+    link = _DaskLink(tag, stop_flag)
     worker = get_worker()
     link.send(("worker", worker.address, os.getpid(), socket.gethostname()))
     if lost > worker_losses:
@@ -459,7 +449,7 @@ def _dask_main(payload: bytes, tag: str, store_path: str, record: dict, save_eve
     rewind = None
     if lost:
         record["worker_losses"] = lost
-        if seg["checkpointed"]:  # this segment's checkpoint: its budgets are in it already
+        if _file_identity(store.checkpoint_pt) != seg["checkpoint"]:  # this segment's: budgets included
             resume, budgets = True, ()
 
         def rewind(rec: dict) -> None:
@@ -643,6 +633,14 @@ class DaskExecutor(Executor):
         handle.reader = threading.Thread(target=reader, name=f"sciml-dask-{record.get('name')}", daemon=True)
         handle.reader.start()
         return handle
+
+
+def _file_identity(path: Path) -> list[int] | None:
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return None
+    return [st.st_ino, st.st_mtime_ns, st.st_size]
 
 
 def _record_failure(store: RunStore, error: str, **extra: Any) -> None:
