@@ -202,6 +202,21 @@ def test_a_lost_dask_worker_resumes_the_job_from_its_checkpoint_without_duplicat
     assert result["trace"].attrs["total"] == pytest.approx(reference_total(n), abs=1e-12)
 
 
+def test_a_worker_lost_while_a_job_runs_an_extension_resumes_it_without_paying_twice(client, runs):
+    from sciml_lab.runtime import DaskExecutor
+
+    job = launch(StepEngine(steps=30, delay=0.02), name="ext", executor=DaskExecutor(client), save_every=0.2)
+    assert job.wait(120) == "done"
+    job.extend(steps=120)  # a new segment: resumes from the checkpoint, then adds the budget
+    pid, step_at_kill = kill_worker_mid_job(client, job, runs, at_step=70)
+    assert job.wait(180) == "done"
+    steps = logged_steps(runs / "ext")
+    assert steps == list(range(1, 151))  # 150 steps: the extension's budget was applied once
+    result = read_result(runs / "ext" / "result.nc")
+    assert result["trace"].attrs["total"] == pytest.approx(reference_total(150), abs=1e-12)
+    assert json.loads((runs / "ext" / "job.json").read_text())["resumed_from"] >= 30
+
+
 def test_a_lost_dask_worker_fails_the_job_with_the_loss_as_its_reason_when_no_resume_is_allowed(client, runs):
     from sciml_lab.runtime import DaskExecutor
 
