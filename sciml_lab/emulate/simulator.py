@@ -168,6 +168,8 @@ class _Slots:
             while True:
                 item = self._queue.get()
                 if item is None or self.closed:
+                    if item is not None:
+                        item[0].cancel()
                     return
                 fut, x = item
                 if not fut.set_running_or_notify_cancel():
