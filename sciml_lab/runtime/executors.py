@@ -12,7 +12,9 @@ stay as they are.
   socket; the engine travels with cloudpickle (so functions defined in a notebook
   cell work); killed if it does not stop within the grace period.
 - ``dask``: a task on a ``distributed`` cluster (a ``LocalCluster`` by default);
-  messages travel through ``distributed.Queue``.
+  messages travel through ``distributed.Queue``, a stop also as a flag file in the
+  run folder; a task that ignores a stop gets its worker restarted, and one whose
+  worker is lost resumes from the run's checkpoint (see :class:`DaskExecutor`).
 """
 
 from __future__ import annotations
