@@ -179,3 +179,78 @@ def test_engine_runs_with_each_acquisition_and_rejects_an_unknown_one():
         assert m["runs"] == 20 and m["nrmse"] < 0.05
     with pytest.raises(ValueError, match="acquisition"):
         EmulateEngine(lambda a: a, {"a": (0, 1)}, acquisition="ei")
+
+
+# ----------------------------------------------------------------------------- timeouts
+def hang_when_a_is_large(pid_dir):
+    """A simulator that never returns (sleeps an hour) where a > 0.75, leaving a file
+    named after the process that hangs; elsewhere a quick smooth function."""
+    def sim(a, b):
+        import math as _math
+        import os as _os
+        import time as _time
+
+        if a > 0.75:
+            open(_os.path.join(pid_dir, f"hang-{_os.getpid()}"), "w").close()
+            _time.sleep(3600)
+        return _math.sin(3 * a) + b * b
+    return sim
+
+
+def hanging_pids(folder) -> set[int]:
+    return {int(p.name[5:]) for p in folder.glob("hang-*")}
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with open(f"/proc/{pid}/stat") as f:  # a zombie (killed, not reaped yet) counts as dead
+        return f.read().split(")")[-1].split()[0] != "Z"
+
+
+def run_with_timeout(pool, pid_dir, timeout=1.0):
+    eng = EmulateEngine(hang_when_a_is_large(str(pid_dir)), BOUNDS, budget=10, n_initial=6, batch_size=4,
+                        n_workers=2, pool=pool, timeout=timeout, poll=0.05, device="cpu", seed=0, n_sobol=64,
+                        model="gp")
+    for _ in range(100_000):  # each call ends within the timeout, so this ends
+        if eng.done():
+            break
+        eng.step()
+    return eng
+
+
+@pytest.mark.parametrize("pool", ["thread", "process", "dask"])
+def test_a_call_past_the_timeout_is_a_failed_run_with_the_timeout_as_its_error(pool, tmp_path):
+    if pool == "dask":
+        distributed = pytest.importorskip("distributed")
+        with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) \
+                as cluster, distributed.Client(cluster) as client:
+            eng = run_with_timeout(client, tmp_path)
+    else:
+        eng = run_with_timeout(pool, tmp_path)
+    hung = eng.X[:, 0] > 0.75
+    assert eng.done() and eng.n_runs == 10 and 0 < hung.sum() < 10  # the design has both kinds of points
+    np.testing.assert_array_equal(eng.status == 1, hung)  # exactly the hanging calls failed...
+    assert np.all(eng.attempts[hung] == 2)  # ...after one retry, like a call that raises
+    for i in np.flatnonzero(hung):
+        assert eng.errors[i].startswith("TimeoutError: the simulator call did not return within timeout=1 s")
+    assert eng.config()["timeout"] == 1.0
+    if pool == "process":  # the processes that hung were killed, not left running
+        pids = hanging_pids(tmp_path)
+        assert len(pids) == 2 * hung.sum() and not any(alive(p) for p in pids)
+
+
+def test_simulator_threads_are_daemons_and_the_timeout_is_checked(tmp_path):
+    from sciml_lab.emulate.simulator import Simulator, SimulatorRun
+
+    sim = Simulator(hang_when_a_is_large(str(tmp_path)), ["a", "b"], n_workers=2)
+    run = SimulatorRun(0, np.zeros(2), np.array([0.9, 0.0]))
+    sim.submit(run)
+    threads = [t for t in threading.enumerate() if t.name.startswith("sciml-sim")]
+    assert threads and all(t.daemon for t in threads)  # a hanging call cannot keep the interpreter alive
+    sim.shutdown()
+    for bad in (0, -1.0, float("nan"), float("inf"), "5", True):
+        with pytest.raises(ValueError, match=r"timeout: expected None or a positive number of seconds"):
+            EmulateEngine(lambda a, b: a, BOUNDS, timeout=bad)

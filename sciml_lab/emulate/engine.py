@@ -31,7 +31,7 @@ from ..runtime.engine import Badge, Chart, MonitorSpec, badge_targets, parse_cri
 from .design import DESIGNS, candidates, initial_design, select_batch
 from .emulator import Emulator, OutputLayout, small_problem_threads
 from .sensitivity import sobol_indices
-from .simulator import Simulator, SimulatorRun, check_pool, describe_error
+from .simulator import Simulator, SimulatorRun, check_pool, check_timeout, describe_error
 
 __all__ = ["EmulateEngine", "METRICS", "parse_bounds_spec", "table_from_data"]
 
@@ -165,6 +165,9 @@ class EmulateEngine:
             simulator must be picklable by cloudpickle, which a notebook function is),
             or a ``dask.distributed.Client`` (``"dask"``: the default client). Results
             are ordered by run whatever the pool, so a seed gives the same runs.
+        timeout: seconds one simulator call may take (None: no limit); a call past it
+            counts as a failed run, with the timeout as its error (see
+            :class:`~sciml_lab.emulate.simulator.Simulator`).
         n_components: PCA components for long vector outputs (default: up to 10,
             when an output has more than 10 values).
         recalibrate: rescale the predictive std when validation coverage is off.
@@ -194,7 +197,7 @@ class EmulateEngine:
                  design: str = "sobol", acquisition: str = "variance", n_workers: int = 4,
                  n_components: int | None = None, recalibrate: bool = True, n_sobol: int = 4096,
                  explore: float = 0.25, model_options: Mapping[str, Any] | None = None, poll: float = 0.5,
-                 call: str = "auto", pool: Any = "thread",
+                 call: str = "auto", pool: Any = "thread", timeout: float | None = None,
                  output_name: str = "y", device: str = "auto", seed: int = 0):
         if model not in ("auto", "gp", "ensemble"):
             raise ValueError(f"model: expected 'auto', 'gp' or 'ensemble', got {model!r}")
@@ -217,6 +220,7 @@ class EmulateEngine:
         self.n_components_requested = n_components
         self.call, self.output_name, self.n_workers = call, output_name, int(n_workers)
         self.pool = check_pool(pool)
+        self.timeout = check_timeout(timeout)
         self.data_mode = data is not None
         if self.data_mode:
             if simulator is not None:
@@ -240,7 +244,7 @@ class EmulateEngine:
                 raise ValueError("bounds: the simulator's input ranges are needed, e.g. bounds={'a': (0, 1)}")
             self.bounds, self.log_inputs = parse_bounds_spec(bounds, log_inputs)
             self.simulator = Simulator(simulator, list(self.bounds), n_workers=n_workers, call=call,
-                                       output_name=output_name, pool=pool)
+                                       output_name=output_name, pool=pool, timeout=timeout)
             self.layout = None
             d = len(self.bounds)
             self.X = np.zeros((0, d))
@@ -735,7 +739,7 @@ class EmulateEngine:
             "bounds": {k: list(v) for k, v in self.bounds.items()}, "log_inputs": self.log_inputs,
             "budget": int(self.budget), "model": self.model_requested, "until": self.until,
             "n_initial": self.n_initial, "batch_size": self.batch_size, "design": self.design,
-            "acquisition": self.acquisition, "explore": self.explore, "n_workers": self.n_workers, "pool": self.pool, "n_components": self.n_components_requested,
+            "acquisition": self.acquisition, "explore": self.explore, "n_workers": self.n_workers, "pool": self.pool, "timeout": self.timeout, "n_components": self.n_components_requested,
             "recalibrate": self.recalibrate, "n_sobol": self.n_sobol, "model_options": self.model_options,
             "poll": self.poll, "call": self.call, "output_name": self.output_name, "device": self.device,
             "seed": self.seed, "data_mode": self.data_mode,

@@ -6,8 +6,11 @@ or a dict of those. Calls fan out over a pool of workers: threads (the default;
 right for simulators that release the GIL: numpy, torch, a subprocess), local
 processes (for pure-Python, GIL-bound simulators) or a ``dask.distributed``
 client (for more than one machine). A call that raises or returns non-finite
-values is retried once, then recorded as a failure with its inputs and error: it
-never stops the job. Whatever the pool, results are ordered by run index.
+values, or runs past the optional per-call ``timeout``, is retried once, then
+recorded as a failure with its inputs and error: it never stops the job. Whatever
+the pool, results are ordered by run index. Pool threads are daemon threads and
+worker processes end with their parent, so a simulator that hangs never keeps the
+interpreter from exiting.
 
 To a process or Dask worker the simulator travels by value with cloudpickle
 (a function defined in a notebook works), and the worker does not import
@@ -19,8 +22,10 @@ from __future__ import annotations
 import concurrent.futures as cf
 import inspect
 import math
-import multiprocessing
-import operator
+import queue
+import subprocess
+import sys
+import threading
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
@@ -29,7 +34,7 @@ import xarray as xr
 
 from .emulator import OutputLayout
 
-__all__ = ["Simulator", "parse_output", "SimulatorRun", "POOLS"]
+__all__ = ["Simulator", "parse_output", "SimulatorRun", "POOLS", "check_timeout"]
 
 POOLS = ("thread", "process", "dask")
 
@@ -102,17 +107,246 @@ def _caller(fn: Callable, inputs: Sequence[str], style: str) -> Callable[[np.nda
     return run
 
 
-class _ByValue:
-    """A cloudpickled callable that plain pickle (a process pool's) can carry: it
-    unpickles into the callable itself."""
+def _timed(run: Callable[[Any], Any], timeout: float) -> Callable[[Any], Any]:
+    """``run`` bounded to ``timeout`` seconds: the call runs on a daemon thread and,
+    past the deadline, ``TimeoutError`` is raised here while that thread is abandoned
+    (a thread cannot be killed; a daemon one does not keep the interpreter alive).
+    Defined locally so that cloudpickle ships it by value to a Dask worker."""
+
+    def timed(x):
+        import threading as _threading
+
+        box: dict = {}
+
+        def target():
+            try:
+                box["value"] = run(x)
+            except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
+                box["error"] = exc
+
+        t = _threading.Thread(target=target, name="sciml-sim-call", daemon=True)
+        t.start()
+        t.join(timeout)
+        if t.is_alive():
+            raise TimeoutError(f"the simulator call did not return within timeout={timeout:g} s "
+                               "(its thread was abandoned)")
+        if "error" in box:
+            raise box["error"]
+        return box["value"]
+
+    return timed
+
+
+class _Slots:
+    """A queue of calls served by ``n`` daemon threads (started as calls arrive).
+
+    Daemon threads, unlike ``concurrent.futures``' pool threads, are not joined when
+    the interpreter exits, so a call that never returns cannot keep it alive.
+    ``serve(x)`` (run on a slot's thread) does one call; subclasses give it."""
+
+    def __init__(self, n: int, name: str):
+        self.n, self.name = n, name
+        self._queue: "queue.SimpleQueue[Any]" = queue.SimpleQueue()
+        self._threads: list[threading.Thread] = []
+        self._lock = threading.Lock()
+        self.closed = False
+
+    def submit(self, x: Any) -> cf.Future:
+        fut: cf.Future = cf.Future()
+        with self._lock:
+            if self.closed:
+                raise RuntimeError("the simulator's pool was shut down")
+            self._queue.put((fut, x))
+            if len(self._threads) < self.n:
+                t = threading.Thread(target=self._work, name=f"{self.name}-{len(self._threads)}", daemon=True)
+                self._threads.append(t)
+                t.start()
+        return fut
+
+    def _work(self) -> None:
+        try:
+            while True:
+                item = self._queue.get()
+                if item is None or self.closed:
+                    if item is not None:
+                        item[0].cancel()
+                    return
+                fut, x = item
+                if not fut.set_running_or_notify_cancel():
+                    continue
+                try:
+                    fut.set_result(self.serve(x))
+                except BaseException as exc:  # noqa: BLE001 - the engine records it as a failed attempt
+                    fut.set_exception(exc)
+        finally:
+            self.release()
+
+    def serve(self, x: Any) -> Any:
+        raise NotImplementedError
+
+    def release(self) -> None:
+        """Called on a slot's thread when it ends."""
+
+    def shutdown(self) -> None:
+        """Cancel the queued calls and let the slots end; returns at once."""
+        with self._lock:
+            self.closed = True
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if item is not None:
+                item[0].cancel()
+        for _ in self._threads:
+            self._queue.put(None)
+
+
+class _ThreadSlots(_Slots):
+    def __init__(self, n: int, call: Callable[[Any], Any]):
+        super().__init__(n, "sciml-sim")
+        self.call = call
+
+    def serve(self, x: Any) -> Any:
+        return self.call(x)
+
+
+# A process worker: a fresh interpreter (never the user's __main__ re-imported, so a
+# script needs no main guard) that gets sys.path and the cloudpickled call over a
+# socket, says it is ready, then answers one call at a time. It imports cloudpickle
+# and numpy, not sciml_lab, and ends when its parent does.
+_WORKER_MAIN = r"""
+import os, pickle, sys, threading, time
+from multiprocessing.connection import Connection
+conn = Connection(int(sys.argv[1]))
+parent = os.getppid()
+def orphaned():
+    while os.getppid() == parent:
+        time.sleep(0.5)
+    os._exit(1)
+threading.Thread(target=orphaned, daemon=True).start()
+sys.path[:0] = [p for p in conn.recv() if p not in sys.path]
+import cloudpickle
+run = cloudpickle.loads(conn.recv_bytes())
+conn.send("ready")
+while True:
+    try:
+        x = conn.recv()
+    except EOFError:
+        break
+    try:
+        out = (True, run(x))
+    except BaseException as exc:
+        out = (False, exc)
+    try:
+        data = pickle.dumps(out)
+    except Exception as exc:
+        data = pickle.dumps((False, RuntimeError(f"the simulator's result could not be sent back "
+                                                 f"({type(exc).__name__}: {exc})")))
+    conn.send_bytes(data)
+"""
+
+
+class _ProcessWorker:
+    """One worker process and the parent's end of its socket."""
+
+    #: seconds a new worker has to import what it needs and unpickle the simulator
+    start_timeout = 120.0
 
     def __init__(self, blob: bytes):
-        self.blob = blob
+        import socket
+        from multiprocessing.connection import Connection
 
-    def __reduce__(self):
-        import cloudpickle
+        ours, theirs = socket.socketpair()
+        try:
+            self.proc = subprocess.Popen([sys.executable, "-c", _WORKER_MAIN, str(theirs.fileno())],
+                                         pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL)
+        finally:
+            theirs.close()
+        self.conn = Connection(ours.detach())
+        try:
+            self.conn.send([p for p in sys.path if p])
+            self.conn.send_bytes(blob)
+            if not self.conn.poll(self.start_timeout):
+                raise RuntimeError(f"the simulator's worker process was not ready within {self.start_timeout:g} s")
+            self.conn.recv()
+        except (EOFError, OSError) as exc:
+            self.close()
+            raise RuntimeError(f"the simulator's worker process ended while starting (exit code "
+                               f"{self.proc.poll()}; see its output on stderr)") from exc
+        except BaseException:
+            self.close()
+            raise
 
-        return cloudpickle.loads, (self.blob,)
+    def call(self, x: np.ndarray, timeout: float | None) -> Any:
+        try:
+            self.conn.send(x)
+            answered = self.conn.poll(timeout)
+            if answered:
+                ok, value = self.conn.recv()
+        except (EOFError, OSError) as exc:
+            self.close()
+            raise RuntimeError(f"the simulator's worker process ended during the call "
+                               f"(exit code {self.proc.poll()})") from exc
+        if not answered:
+            self.close()
+            raise TimeoutError(f"the simulator call did not return within timeout={timeout:g} s "
+                               "(its worker process was killed)")
+        if ok:
+            return value
+        raise value
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None and not self.conn.closed
+
+    def kill(self) -> None:
+        """End the process (from any thread); its socket is closed by :meth:`close`."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+
+    def close(self) -> None:
+        self.kill()
+        if not self.conn.closed:
+            self.conn.close()
+
+
+class _ProcessSlots(_Slots):
+    """Each slot thread owns one worker process, started at its first call and
+    replaced when a call times out (killed) or the process dies."""
+
+    def __init__(self, n: int, blob: bytes, timeout: float | None):
+        super().__init__(n, "sciml-sim-proc")
+        self.blob, self.timeout = blob, timeout
+        self._local = threading.local()
+        self.workers: set[_ProcessWorker] = set()
+
+    def serve(self, x: Any) -> Any:
+        worker = getattr(self._local, "worker", None)
+        if worker is None or not worker.alive():
+            if worker is not None:
+                with self._lock:
+                    self.workers.discard(worker)
+            worker = self._local.worker = _ProcessWorker(self.blob)
+            with self._lock:
+                self.workers.add(worker)
+            if self.closed:  # shut down while this worker started
+                worker.kill()
+        return worker.call(x, self.timeout)
+
+    def release(self) -> None:
+        worker = getattr(self._local, "worker", None)
+        if worker is not None:
+            worker.close()
+            with self._lock:
+                self.workers.discard(worker)
+
+    def shutdown(self) -> None:
+        super().shutdown()
+        with self._lock:
+            workers, self.workers = list(self.workers), set()
+        for w in workers:  # a busy one is hanging or would be abandoned anyway: kill, do not wait
+            w.kill()
 
 
 def _is_dask_client(obj: Any) -> bool:
@@ -147,6 +381,15 @@ class Simulator:
         pool: where calls run: ``"thread"`` (default), ``"process"`` (spawned local
             processes; the simulator must be picklable by cloudpickle), or a
             ``dask.distributed.Client`` (``"dask"``: the current default client).
+        timeout: seconds one call may take (None: no limit). A call still running then
+            fails with ``TimeoutError`` (retried once, then recorded as a failed run, like
+            a call that raises). With processes the worker process is killed; a thread
+            cannot be killed, so with threads (and on a Dask worker) it is abandoned and
+            runs on until the simulator returns: a simulator that may hang while using
+            a core is best run with ``pool="process"``.
+
+    Calls run on daemon threads or in processes that end with this one, so a
+    simulator that never returns cannot keep the interpreter from exiting.
 
     Example:
         >>> sim = Simulator(lambda a, b: a * b, ["a", "b"], n_workers=1)
@@ -157,16 +400,21 @@ class Simulator:
         >>> run.future.result(60)[0].tolist()
         [6.0]
         >>> sim.shutdown()
+        >>> sim = Simulator(lambda a: __import__("time").sleep(60), ["a"], timeout=0.1)
+        >>> run = SimulatorRun(0, np.zeros(1), np.array([1.0])); sim.submit(run)
+        >>> describe_error(run.future.exception(30))
+        'TimeoutError: the simulator call did not return within timeout=0.1 s (its thread was abandoned)'
     """
 
     def __init__(self, fn: Callable, inputs: Sequence[str], n_workers: int = 4, call: str = "auto",
-                 output_name: str = "y", pool: Any = "thread"):
+                 output_name: str = "y", pool: Any = "thread", timeout: float | None = None):
         if not callable(fn):
             raise ValueError(f"simulator: expected a callable, got {type(fn).__name__}")
         if call not in ("auto", "kwargs", "array"):
             raise ValueError(f"call: expected 'auto', 'kwargs' or 'array', got {call!r}")
         self.pool_kind = check_pool(pool)
         self.client = pool if self.pool_kind == "dask" and not isinstance(pool, str) else None
+        self.timeout = check_timeout(timeout)
         self.fn, self.inputs, self.n_workers, self.output_name = fn, list(inputs), int(n_workers), output_name
         self.style = _call_style(fn, self.inputs) if call == "auto" else call
         self.layout: OutputLayout | None = None
@@ -186,7 +434,9 @@ class Simulator:
                              f"picklable by cloudpickle, but it is not ({type(exc).__name__}: {exc}); "
                              f"use pool='thread', or build the unpicklable object (a lock, an open file, a "
                              f"connection) inside the function") from None
-        return _ByValue(blob) if self.pool_kind == "process" else run
+        if self.pool_kind == "process":
+            return blob
+        return run if self.timeout is None else _timed(run, self.timeout)
 
     def __getstate__(self) -> dict:  # a pool does not travel to a process/dask worker
         d = dict(self.__dict__)
@@ -208,11 +458,10 @@ class Simulator:
 
     def _start(self) -> None:
         if self.pool_kind == "thread":
-            self._pool = cf.ThreadPoolExecutor(max_workers=self.n_workers, thread_name_prefix="sciml-sim")
+            call = self.call if self.timeout is None else _timed(self.call, self.timeout)
+            self._pool = _ThreadSlots(self.n_workers, call)
         elif self.pool_kind == "process":
-            # spawn, not fork: the parent holds torch's threads, which fork does not copy safely
-            self._pool = cf.ProcessPoolExecutor(max_workers=self.n_workers,
-                                                mp_context=multiprocessing.get_context("spawn"))
+            self._pool = _ProcessSlots(self.n_workers, self._shipped, self.timeout)
         else:
             if self.client is None:
                 try:
@@ -232,10 +481,10 @@ class Simulator:
             self._start()
         run.attempts += 1
         if self.pool_kind == "thread":
-            run.future = self._pool.submit(self.call, run.x)
+            run.future = self._pool.submit(run.x)
             return
         if self.pool_kind == "process":
-            raw = self._pool.submit(operator.call, self._shipped, run.x)
+            raw = self._pool.submit(run.x)
         else:
             raw = self.client.submit(self._shipped, run.x, pure=False)
         out: cf.Future = cf.Future()
@@ -251,9 +500,25 @@ class Simulator:
         run.raw_future = raw  # held: Dask cancels a task whose future is garbage-collected
 
     def shutdown(self) -> None:
+        """Cancel the calls not started and end the workers (a process running a call is
+        killed); returns at once. The next ``submit`` starts a fresh pool."""
         if self._pool is not None and self.pool_kind != "dask":  # a user's client is theirs to close
-            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool.shutdown()
         self._pool = None
+
+
+def check_timeout(timeout: Any) -> float | None:
+    """``timeout`` as seconds (None: no limit); a clear error for anything else.
+
+    Example:
+        >>> check_timeout(2), check_timeout(None)
+        (2.0, None)
+    """
+    if timeout is None:
+        return None
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 < timeout < math.inf:
+        raise ValueError(f"timeout: expected None or a positive number of seconds per simulator call, got {timeout!r}")
+    return float(timeout)
 
 
 def describe_error(exc: BaseException) -> str:

@@ -12,7 +12,9 @@ stay as they are.
   socket; the engine travels with cloudpickle (so functions defined in a notebook
   cell work); killed if it does not stop within the grace period.
 - ``dask``: a task on a ``distributed`` cluster (a ``LocalCluster`` by default);
-  messages travel through ``distributed.Queue``.
+  messages travel through ``distributed.Queue``, a stop also as a flag file in the
+  run folder; a task that ignores a stop gets its worker restarted, and one whose
+  worker is lost resumes from the run's checkpoint (see :class:`DaskExecutor`).
 """
 
 from __future__ import annotations
@@ -24,9 +26,10 @@ import sys
 import threading
 import time
 import uuid
+from pathlib import Path
 from typing import Any, Callable
 
-from .loop import drive
+from .loop import drive, now_iso
 from .store import RunStore
 
 __all__ = ["Executor", "Handle", "ThreadExecutor", "ProcessExecutor", "DaskExecutor", "get_executor"]
@@ -79,10 +82,11 @@ def restore_engine(engine: Any, store: RunStore, record: dict) -> None:
 
 
 def run_segment(load_engine: Callable[[], Any], link: Any, store: RunStore | None, record: dict, *,
-                save_every: float, resume: bool, budgets: tuple[dict, ...]) -> str:
+                save_every: float, resume: bool, budgets: tuple[dict, ...],
+                before_drive: Callable[[dict], None] | None = None) -> str:
     """What every executor runs on its side: set the job's torch threads, get the
     engine (unpickle it, restore the checkpoint when resuming, apply pending
-    budgets), then drive it. A failure while
+    budgets, call ``before_drive(record)``), then drive it. A failure while
     preparing is reported exactly like a failure inside a step."""
     try:
         if record.get("threads"):
@@ -94,6 +98,8 @@ def run_segment(load_engine: Callable[[], Any], link: Any, store: RunStore | Non
             restore_engine(engine, store, record)
         for b in budgets:
             engine.extend(**b)
+        if before_drive is not None:
+            before_drive(record)
     except BaseException as exc:  # noqa: BLE001
         import traceback
 
@@ -304,18 +310,65 @@ class ProcessExecutor(Executor):
 
 
 # --------------------------------------------------------------------------- dask
+def _segment_files(store_path: "str | os.PathLike", tag: str) -> tuple[Path, Path]:
+    """The two files of one Dask segment in the run folder: the stop flag, and the
+    segment's record of its starts (a task re-run after a lost worker finds it)."""
+    root = Path(store_path)
+    return root / f".dask-{tag}.stop", root / f".dask-{tag}.json"
+
+
+def rewind_events(store: RunStore, step: int) -> int:
+    """Cut ``events.jsonl`` back to the steps up to ``step`` (the checkpoint a run
+    resumes from), so that the steps run again are not logged twice; a line cut by a
+    crash goes too. Returns the number of lines dropped.
+
+    Example:
+        >>> import tempfile
+        >>> s = RunStore(tempfile.mkdtemp())
+        >>> _ = (s.path / "events.jsonl").write_text('{"step": 1}\\n{"step": 2}\\n{"st')
+        >>> rewind_events(s, 1), (s.path / "events.jsonl").read_text()
+        (2, '{"step": 1}\\n')
+    """
+    import json
+
+    from .store import atomic_write
+
+    path = store.path / "events.jsonl"
+    if not path.exists():
+        return 0
+    keep, dropped = [], 0
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for line in f:
+            try:
+                ok = line.endswith("\n") and int(json.loads(line)["step"]) <= step
+            except (ValueError, KeyError, TypeError):
+                ok = False
+            if ok:
+                keep.append(line)
+            else:
+                dropped += 1
+    if dropped:
+        text = "".join(keep)
+        atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+    return dropped
+
+
 class _DaskLink:
     """Each Queue.put is a scheduler round trip: metric events are buffered and sent
-    in batches by a flusher thread (5 Hz), other messages at once, in order."""
+    in batches by a flusher thread (5 Hz), other messages at once, in order.
+
+    A stop is also a flag file in the run folder, looked at before every step: it
+    does not depend on the scheduler."""
 
     local = False
     period = 0.2
 
-    def __init__(self, out_name: str, in_name: str, client=None):
+    def __init__(self, tag: str, stop_flag: Path, client=None):
         from distributed import Queue
 
-        self.out = Queue(out_name, client=client)
-        self.inbox = Queue(in_name, client=client)
+        self.out = Queue(f"sciml-out-{tag}", client=client)
+        self.inbox = Queue(f"sciml-in-{tag}", client=client)
+        self.stop_flag = stop_flag
         self._events: list = []
         self._lock = threading.Lock()
         self._closed = threading.Event()
@@ -333,7 +386,7 @@ class _DaskLink:
             self._flush()
 
     def commands(self) -> list[tuple]:
-        out = []
+        out = [("stop",)] if self.stop_flag.exists() else []
         try:
             n = self.inbox.qsize()
         except Exception:
@@ -356,34 +409,119 @@ class _DaskLink:
         self._flush()
 
 
-def _dask_main(payload: bytes, out_name: str, in_name: str, store_path: str | None, record: dict,
-               save_every: float, resume: bool, budgets: tuple) -> str:
-    import cloudpickle
+def _dask_main(payload: bytes, tag: str, store_path: str, record: dict, save_every: float, resume: bool,
+               budgets: tuple, worker_losses: int) -> str:
+    """The task. Dask runs it again on another worker when its worker is lost; it
+    then finds its segment file and resumes from the checkpoint this segment wrote
+    (or, before the first one, starts the segment over), or fails the job with the
+    loss as its reason once ``worker_losses`` is spent. A stopped segment never runs again."""
+    import json
+    import socket
 
-    link = _DaskLink(out_name, in_name)
-    final = run_segment(lambda: cloudpickle.loads(payload), link, RunStore(store_path) if store_path else None,
-                        record, save_every=save_every, resume=resume, budgets=budgets)
+    import cloudpickle
+    from distributed import get_worker
+
+    from .store import atomic_write
+
+    store = RunStore(store_path)
+    stop_flag, seg_path = _segment_files(store_path, tag)
+    if stop_flag.exists():  # stopped (and its worker restarted) before this start: nothing to do
+        return "stopped"
+    # the checkpoint file as this segment found it: every write replaces it by a new
+    # file, so a different one later means that this segment wrote it
+    seg = (json.loads(seg_path.read_text()) if seg_path.exists()
+           else {"starts": 0, "checkpoint": _file_identity(store.checkpoint_pt)})
+    lost = int(seg["starts"])
+    seg["starts"] = lost + 1
+    text = json.dumps(seg)
+    atomic_write(seg_path, lambda tmp: tmp.write_text(text))
+    link = _DaskLink(tag, stop_flag)
+    worker = get_worker()
+    link.send(("worker", worker.address, os.getpid(), socket.gethostname()))
+    if lost > worker_losses:
+        error = (f"the Dask worker running the job was lost ({lost} time{'s' if lost > 1 else ''}, the executor "
+                 f"allows {worker_losses}); everything up to the last checkpoint is kept in the run folder")
+        try:
+            _record_failure(store, error, worker_losses=lost)
+        finally:
+            link.send(("status", "failed", {"error": error, "traceback": ""}))
+            link.send(("exited", 1))
+            link.close()
+        return "failed"
+    rewind = None
+    if lost:
+        record["worker_losses"] = lost
+        if _file_identity(store.checkpoint_pt) != seg["checkpoint"]:  # this segment's: budgets included
+            resume, budgets = True, ()
+
+        def rewind(rec: dict) -> None:
+            rec["resumed_from"] = int(rec.get("step", 0))
+            rec["note"] = (f"resumed from step {rec['resumed_from']} after the Dask worker running it was lost "
+                           f"({lost} time{'s' if lost > 1 else ''})")
+            rewind_events(store, rec["resumed_from"])
+
+    final = run_segment(lambda: cloudpickle.loads(payload), link, store, record, save_every=save_every,
+                        resume=resume, budgets=budgets, before_drive=rewind)
     link.send(("exited", 0))
     link.close()
     return final
 
 
 class _DaskHandle(Handle):
-    def __init__(self, future, inbox, reader):
-        self.future, self.inbox, self.reader = future, inbox, reader
+    def __init__(self, client, future, inbox, stop_flag: Path):
+        self.client, self.future, self.inbox, self.stop_flag = client, future, inbox, stop_flag
+        self.reader: threading.Thread | None = None
+        self.worker: tuple | None = None  # (address, pid, host) of the worker running the task
+        self.killing = threading.Event()
+        self.killed = threading.Event()
 
     def send(self, command: tuple) -> None:
+        if command[0] == "stop":
+            try:
+                self.stop_flag.touch()
+            except OSError:
+                pass  # the queue below still carries it
         self.inbox.put(list(command))
 
     def alive(self) -> bool:
-        return self.reader.is_alive()
+        return self.reader is not None and self.reader.is_alive()
 
     def kill(self) -> bool:
-        self.future.cancel()
-        return True
+        """Cancel the task (so that it is not run again), then end the worker process
+        that runs it (Dask cannot interrupt a running task): by its PID where it runs
+        on this machine (its nanny starts a fresh one), else with
+        ``Client.restart_workers``. A worker inside this process is left alone."""
+        import signal
+        import socket
+
+        self.killing.set()
+        try:
+            self.future.cancel()
+            if self.worker is None:
+                return False
+            address, pid, host = self.worker
+            if host == socket.gethostname():
+                if pid == os.getpid():
+                    return False
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except OSError:
+                    return True  # gone already
+                deadline = time.monotonic() + 10
+                while _pid_running(pid) and time.monotonic() < deadline:
+                    time.sleep(0.02)
+                return True
+            try:
+                status = self.client.restart_workers([address], timeout=60, raise_for_error=False)
+                return status.get(address) == "OK"
+            except Exception:
+                return False
+        finally:
+            self.killed.set()
 
     def join(self, timeout: float | None = None) -> None:
-        self.reader.join(timeout)
+        if self.reader is not None:
+            self.reader.join(timeout)
 
 
 class DaskExecutor(Executor):
@@ -392,16 +530,34 @@ class DaskExecutor(Executor):
     Arguments:
         client: a ``distributed.Client``, a scheduler address, or None for a
             ``LocalCluster`` started on first use (and shared by later jobs).
+        worker_losses: how many times a job may lose the worker that runs it: Dask
+            runs the task again elsewhere, and it resumes from the run's last
+            checkpoint (``events.jsonl`` is cut back to it, so no step is logged
+            twice). One more loss fails the job with the loss as its reason; 0
+            fails it at the first. The scheduler's own limit
+            (``distributed.scheduler.allowed-failures``) applies too.
+
+    Stop: the task looks for a stop flag in the run folder before every step. A step
+    that does not end within the stop's grace period gets its worker restarted
+    (``Client.restart_workers``; needs the nanny a ``LocalCluster`` with processes
+    has), after which nothing more is written to the run folder.
 
     The run folder must be on a file system the workers share with the kernel
     (always true for a ``LocalCluster``).
+
+    Example:
+        >>> DaskExecutor(worker_losses=0).worker_losses
+        0
     """
 
     name = "dask"
     _local_client = None
 
-    def __init__(self, client: Any = None):
+    def __init__(self, client: Any = None, worker_losses: int = 3):
+        if isinstance(worker_losses, bool) or not isinstance(worker_losses, int) or worker_losses < 0:
+            raise ValueError(f"worker_losses: expected an integer >= 0, got {worker_losses!r}")
         self._client_arg = client
+        self.worker_losses = worker_losses
 
     def client(self):
         from distributed import Client
@@ -422,37 +578,102 @@ class DaskExecutor(Executor):
         import cloudpickle
         from distributed import Queue
 
+        if store is None:
+            raise ValueError("the dask executor needs a run folder (store=True)")
         client = self.client()
         tag = uuid.uuid4().hex[:12]
-        out_name, in_name = f"sciml-out-{tag}", f"sciml-in-{tag}"
-        out_q = Queue(out_name, client=client)
-        in_q = Queue(in_name, client=client)
+        store_path = str(store.path.resolve())
+        stop_flag, seg_path = _segment_files(store_path, tag)
+        out_q = Queue(f"sciml-out-{tag}", client=client)
+        in_q = Queue(f"sciml-in-{tag}", client=client)
+        # retries=0: a task that raises is not run again; one whose worker is lost is
+        # run again by the scheduler, and resumes itself (see _dask_main)
         future = client.submit(
-            _dask_main, cloudpickle.dumps(engine), out_name, in_name,
-            str(store.path.resolve()) if store else None, dict(record), save_every, resume,
-            tuple(budgets), pure=False, key=f"sciml-job-{record.get('name')}-{tag}",
+            _dask_main, cloudpickle.dumps(engine), tag, store_path, dict(record), save_every, resume,
+            tuple(budgets), self.worker_losses, pure=False, retries=0, key=f"sciml-job-{record.get('name')}-{tag}",
         )
+        handle = _DaskHandle(client, future, in_q, stop_flag)
+
+        def finish(code: int) -> None:
+            on_message(("exited", code))
+            for p in (stop_flag, seg_path):
+                try:
+                    p.unlink(missing_ok=True)
+                except OSError:
+                    pass
 
         def reader():
+            last_step = -1  # a re-run resumes from a checkpoint: steps sent before are not sent twice
             while True:
                 try:
                     msg = out_q.get(timeout=0.5)
                 except Exception:  # timeout: check whether the task ended without a word
                     if future.done():
+                        if future.cancelled() and handle.killing.is_set():
+                            handle.killed.wait(120)  # "stopped" once its worker is gone
                         err = future.exception() if future.status == "error" else None
-                        if err is not None:
-                            on_message(("status", "failed", {"error": f"{type(err).__name__}: {err}",
-                                                             "traceback": ""}))
-                        on_message(("exited", 0 if err is None else 1))
+                        if err is not None:  # on disk first: the job's own status change does not write
+                            error = _describe_task_error(err)
+                            _record_failure(store, error)
+                            on_message(("status", "failed", {"error": error, "traceback": ""}))
+                        finish(0 if err is None else 1)
                         return
                     continue
-                on_message(tuple(msg))
+                if msg[0] == "worker":
+                    handle.worker = tuple(msg[1:])
+                    continue
+                if msg[0] == "events":
+                    msg = ["events", [ev for ev in msg[1] if ev[0] > last_step]]
+                    if not msg[1]:
+                        continue
+                    last_step = msg[1][-1][0]
                 if msg[0] == "exited":
+                    finish(msg[1])
                     return
+                on_message(tuple(msg))
 
-        r = threading.Thread(target=reader, name=f"sciml-dask-{record.get('name')}", daemon=True)
-        r.start()
-        return _DaskHandle(future, in_q, r)
+        handle.reader = threading.Thread(target=reader, name=f"sciml-dask-{record.get('name')}", daemon=True)
+        handle.reader.start()
+        return handle
+
+
+def _file_identity(path: Path) -> list[int] | None:
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return None
+    return [st.st_ino, st.st_mtime_ns, st.st_size]
+
+
+def _record_failure(store: RunStore, error: str, **extra: Any) -> None:
+    """Mark the run failed in its ``job.json`` (where the loop could not do it itself)."""
+    try:
+        rec = store.read_json()
+        rec.update(status="failed", error=error, traceback="", updated=now_iso(), **extra)
+        store.write_json(rec)
+    except Exception:  # noqa: BLE001 - the kernel still reports the failure
+        pass
+
+
+def _pid_running(pid: int) -> bool:
+    """Whether ``pid`` is a live process (a zombie, killed but not yet reaped by its
+    parent, is not)."""
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        return False
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[-1].split()[0] != "Z"
+    except OSError:
+        return True
+
+
+def _describe_task_error(err: BaseException) -> str:
+    if type(err).__name__ == "KilledWorker":
+        return (f"the Dask worker running the job was lost more often than the scheduler allows "
+                f"(KilledWorker: {err}); everything up to the last checkpoint is kept in the run folder")
+    return f"{type(err).__name__}: {err}"
 
 
 def get_executor(spec: "str | Executor") -> Executor:
