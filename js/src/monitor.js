@@ -6,6 +6,7 @@
 import uPlot from "uplot";
 import katex from "katex";
 import { decodeRows, formatSeconds, badgeState, formatValue, clampForLog, phaseLabel } from "./util.js";
+import { statusPill } from "./verdict.js";
 
 const PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#17becf", "#8c564b", "#e377c2"];
 
@@ -296,9 +297,12 @@ function render({ model, el: root }) {
     const eta = model.get("eta");
     kind.textContent = model.get("kind");
     name.textContent = model.get("job_name");
-    status.textContent = st;
-    status.className = `sciml-status sciml-status-${st}`;
+    const pill = statusPill(st, model.get("verdict"));
+    status.textContent = pill.text;
+    status.title = pill.title;
+    status.className = `sciml-status sciml-status-${pill.level}`;
     box.dataset.status = st;
+    box.dataset.verdict = pill.level === st ? "" : pill.level;
     const pct = p === null || p === undefined ? null : Math.round(1000 * p) / 10;
     fill.style.width = pct === null ? "0%" : `${pct}%`;
     label.textContent = pct === null ? "" : `${pct.toFixed(1)}%`;
@@ -350,7 +354,7 @@ function render({ model, el: root }) {
   const onStatus = () => renderStatus();
   const onBadges = () => renderBadges();
   const onExtend = () => renderExtend();
-  model.on("change:status change:progress change:eta change:step change:elapsed change:error change:traceback change:note change:job_name change:kind change:run_dir", onStatus);
+  model.on("change:status change:progress change:eta change:step change:elapsed change:error change:traceback change:note change:job_name change:kind change:run_dir change:verdict", onStatus);
   model.on("change:metrics change:spec", onBadges);
   model.on("change:view", renderView);
   model.on("change:budget_words change:extend_default", onExtend);

@@ -21,7 +21,7 @@ import json
 import math
 from typing import Any, Iterable, Mapping, Sequence
 
-__all__ = ["Verdict", "STATUSES", "criteria_verdict", "judge", "describe_criterion"]
+__all__ = ["Verdict", "STATUSES", "criteria_verdict", "judge", "describe_criterion", "distinct"]
 
 STATUSES = ("converged", "target missed", "done", "stopped", "failed")
 
@@ -96,11 +96,24 @@ class Verdict:
         return "\n".join(lines)
 
 
-def _fmt(value: float, fmt: str) -> str:
+def distinct(value: float, target: float, fmt: str = ".4g") -> str:
+    """``value`` formatted with ``fmt``, with more digits where that would show it equal
+    to a different ``target`` (1.0104 against 1.01 reads 1.0104, not 1.010).
+
+    Example:
+        >>> distinct(1.0104, 1.01, ".3f"), distinct(1.021, 1.01, ".3f")
+        ('1.0104', '1.021')
+    """
     try:
-        return format(value, fmt)
+        text = format(value, fmt)
     except (TypeError, ValueError):
-        return f"{value:.4g}"
+        text = f"{value:.4g}"
+    digits = len(text.split(".")[1]) + 1 if "." in text and "e" not in text.lower() else 1
+    while (float(text) > target) != (value > target) or (float(text) < target) != (value < target):
+        if digits > 12:
+            break
+        text, digits = f"{value:.{digits}f}", digits + 1
+    return text
 
 
 def describe_criterion(criterion: Any, value: float | None, label: str | None = None, fmt: str = ".4g",
@@ -122,7 +135,7 @@ def describe_criterion(criterion: Any, value: float | None, label: str | None = 
         return f"{label} not computed (target {criterion})"
     v = float(value)
     sign = "<" if v < criterion.value else ">" if v > criterion.value else "="
-    text = f"{label} {_fmt(v, fmt)} {sign} {criterion.value:g}"
+    text = f"{label} {distinct(v, criterion.value, fmt)} {sign} {criterion.value:g}"
     return f"{text} ({where})" if where else text
 
 
@@ -134,7 +147,8 @@ def _badges(monitor: Any) -> list[tuple[Any, Any]]:
 
 
 def criteria_verdict(criteria: Sequence[Any], metrics: Mapping[str, float], *, monitor: Any = None,
-                     where: Mapping[str, str] | None = None, warnings: Iterable[str] = ()) -> Verdict:
+                     where: Mapping[str, str] | None = None, warnings: Iterable[str] = (),
+                     default_targets: bool = True) -> Verdict:
     """The shared judgement of ``until`` criteria on a finished run's last metrics.
 
     ``converged`` when every criterion holds, ``target missed`` (one reason per
@@ -151,6 +165,8 @@ def criteria_verdict(criteria: Sequence[Any], metrics: Mapping[str, float], *, m
         where: ``{metric: text}`` put in brackets after a metric, e.g. the parameter
             with the worst R-hat.
         warnings: the engine's own warnings, appended.
+        default_targets: judge the badges' default targets (off for an engine whose
+            own warnings already cover them).
 
     Example:
         >>> from sciml_lab.runtime.engine import parse_criteria
@@ -170,7 +186,7 @@ def criteria_verdict(criteria: Sequence[Any], metrics: Mapping[str, float], *, m
     met = [describe(c) for c in criteria if c.met(metrics)]
     extra: list[str] = []
     named = {c.metric for c in criteria}
-    for b, c in badges:
+    for b, c in badges if default_targets else ():
         if c.metric in named or c.metric not in metrics:
             continue
         value = metrics.get(c.metric)
