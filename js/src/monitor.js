@@ -5,7 +5,7 @@
 // (n, 2 + names.length): step, wall_time, then the metrics in `names` order.
 import uPlot from "uplot";
 import katex from "katex";
-import { decodeRows, formatSeconds, badgeState, formatValue, clampForLog, phaseLabel } from "./util.js";
+import { decodeRows, formatSeconds, badgeState, formatValue, clampForLog, phaseLabel, cappedRange } from "./util.js";
 import { statusPill } from "./verdict.js";
 
 const PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#17becf", "#8c564b", "#e377c2"];
@@ -73,7 +73,8 @@ function makeChart(container, chart, theme) {
     title: chart.title,
     width,
     height: 170,
-    scales: { x: { time: false }, y: { distr: chart.log_y ? 3 : 1 } },
+    scales: { x: { time: false }, y: { distr: chart.log_y ? 3 : 1,
+      ...(chart.y_max != null && !chart.log_y ? { range: (u, lo, hi) => cappedRange(lo, hi, chart.y_max) } : {}) } },
     axes: [{ ...axis, label: xLabel, labelSize: 16, labelFont: "11px sans-serif" }, { ...axis, size: 56 }],
     series,
     legend: { live: false },

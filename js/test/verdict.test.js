@@ -1,6 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { statusPill } from "../src/verdict.js";
+import { cappedRange } from "../src/util.js";
 
 test("a running job shows its state", () => {
   assert.deepEqual(statusPill("running", null), { text: "running", level: "running", title: "" });
@@ -34,4 +35,13 @@ test("levels: converged is ok, failed is error, stopped is neutral, warnings are
 
 test("a finished job without a verdict (an old run) shows its state", () => {
   assert.deepEqual(statusPill("done", null), { text: "done", level: "done", title: "" });
+});
+
+test("cappedRange keeps 1.01 and 1.02 apart on the R-hat chart", () => {
+  const [lo, hi] = cappedRange(1.0, 3.0, 1.1); // early R-hat of 3 no longer squashes the axis
+  assert.ok(hi < 1.11 && lo < 1.0 && lo > 0.99, `${lo} ${hi}`);
+  assert.ok((1.02 - 1.01) / (hi - lo) > 0.08); // 1.01 and 1.02 are 8 % of the axis apart or more
+  const [a, b] = cappedRange(1.003, 1.02, 1.1); // all below the cap: the data's own range
+  assert.ok(a < 1.003 && b > 1.02 && b < 1.03);
+  assert.equal(cappedRange(null, null, 1.1)[1], 1.1); // no data yet: an axis that ends at the cap
 });

@@ -61,12 +61,16 @@ _GRADIENT_FREE_NOTE = ("log_prob has no torch gradient: sampling with the gradie
 def _monitor(until: str | None, note: str = "") -> MonitorSpec:
     targets = badge_targets(until, {"rhat": "rhat<1.01", "ess": "ess>400"})
     rhat_badge, ess_badge = targets["rhat"], targets["ess"]
+    # the axis ends near the target, so that 1.02 and 1.01 are far apart (early values of 2-3
+    # would squash them together); the badge shows any value
+    rhat_target = Criterion.parse(rhat_badge).value
+    rhat_top = round(max(1.1, 1.0 + 10 * (rhat_target - 1.0)), 3)
     return MonitorSpec(
         charts=(
             Chart("log density (mean over chains)", ("lp_mean",)),
             Chart("acceptance", ("local_acceptance", "global_acceptance")),
             Chart("flow loss (NLL per point)", ("flow_loss",)),
-            Chart("worst R-hat", ("rhat",), hlines=(1.01,)),
+            Chart(f"worst R-hat (axis ends at {rhat_top:g})", ("rhat",), hlines=(rhat_target,), y_max=rhat_top),
             Chart("smallest bulk ESS", ("ess",), log_y=True),
         ),
         badges=(Badge("R-hat", rhat_badge, ".3f"), Badge("ESS", ess_badge, ".0f")),

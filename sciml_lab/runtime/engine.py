@@ -213,6 +213,7 @@ class Chart:
     log_y: bool = False
     hlines: tuple[float, ...] = ()
     x: str | None = None  # a metric to use as abscissa, e.g. "runs"; default: wall time
+    y_max: float | None = None  # the y-axis ends here at most (larger values leave the chart)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -261,7 +262,7 @@ class MonitorSpec:
         return {
             "charts": [
                 {"title": c.title, "series": list(c.series), "log_y": c.log_y,
-                 "hlines": list(c.hlines), "x": c.x}
+                 "hlines": list(c.hlines), "x": c.x, "y_max": c.y_max}
                 for c in self.charts
             ],
             "badges": [b.to_json() for b in self.badges],
