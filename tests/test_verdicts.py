@@ -54,7 +54,7 @@ def test_criteria_verdict_converged_missed_and_default_targets():
     v = criteria_verdict([], {"stderr": 0.003}, monitor=engines.StepEngine.monitor)
     assert v.text == "done"  # the StepEngine badge is on abs_mean, not reported here
     v = criteria_verdict([], {"abs_mean": 0.9}, monitor=engines.StepEngine.monitor)
-    assert v.text == "done with 1 warning" and v.warnings == ["|mean| 0.9 > 0.5: the default target is not met"]
+    assert v.text == "done with 1 warning" and v.warnings == ["|mean| 0.9 > 0.5: the default target abs_mean<0.5 is not met"]
     v = criteria_verdict([], {"abs_mean": float("nan")}, monitor=engines.StepEngine.monitor)
     assert "|mean| is not a number at the end" in v.warnings[0]
 

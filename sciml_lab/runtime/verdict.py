@@ -193,7 +193,7 @@ def criteria_verdict(criteria: Sequence[Any], metrics: Mapping[str, float], *, m
         if value is None or not math.isfinite(float(value)):
             extra.append(f"{b.label} is not a number at the end: nothing to judge the result by")
         elif not c.met(metrics):
-            extra.append(f"{describe(c)}: the default target is not met")
+            extra.append(f"{describe(c)}: the default target {c} is not met")
     all_warnings = extra + [str(w) for w in warnings]
     if missed:
         return Verdict("target missed", missed, all_warnings)
