@@ -811,7 +811,7 @@ class FlowMCEngine(EngineBase):
 
     #: values (chains x draws x parameters) the verdict's summary reads at most; a larger
     #: posterior is thinned evenly along the draws (ESS of thinned draws is conservative)
-    VERDICT_MAX_VALUES = 2_000_000
+    VERDICT_MAX_VALUES = 1_000_000
 
     def parameter_summary(self, max_values: int | None = None) -> "pd.DataFrame | None":
         """The summary of the production draws so far (:func:`~sciml_lab.flowmc.plots.summary`:
