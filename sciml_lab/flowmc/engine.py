@@ -36,8 +36,8 @@ from ..runtime.engine import Badge, Chart, Criterion, EngineBase, MonitorSpec, P
 from ..runtime.verdict import Verdict, criteria_verdict, distinct
 from .diagnostics import summary_diagnostics, thinned_draws
 from .flow import FlowProposal
-from .kernels import DIVERGENCE_THRESHOLD, KERNELS, TARGET_ACCEPTANCE, ChainState, global_block, local_step, \
-    mass_cholesky, nominal_step_size
+from .kernels import DIVERGENCE_THRESHOLD, KERNELS, TARGET_ACCEPTANCE, ChainState, divergent, global_block, \
+    local_step, mass_cholesky, nominal_step_size
 from .target import Target
 
 __all__ = ["FlowMCEngine", "METRICS", "auto_trials", "whitened_jump_per_eval"]
@@ -742,7 +742,7 @@ class FlowMCEngine(EngineBase):
         x = x.reshape(c, n, dim).detach().cpu().double().numpy()
         coords = {"chain": np.arange(c), "draw": np.arange(n)}
         energy = torch.cat(d["energy_error"], 1).double().numpy()
-        diverging = np.nan_to_num(energy, nan=0.0) > DIVERGENCE_THRESHOLD
+        diverging = divergent(energy)
         posterior = xr.Dataset(self._named(x, ("chain", "draw")), coords=coords)
         for name, (low, high) in self.target.bounds.items():
             posterior[name].attrs.update(lower_bound=low, upper_bound=high)  # "bounds" means a variable in CF
@@ -865,10 +865,9 @@ class FlowMCEngine(EngineBase):
             return [f"no production draws yet ({min(self.loop, self.n_training_loops)} of {self.n_training_loops} "
                     "training loops done): nothing to judge the posterior by"]
         out = self._parameter_warnings(table)
-        stats = self._group("posterior")[1]
-        energy = stats["energy_error"].values
-        proposals = int(np.isfinite(energy).sum() + np.isposinf(energy).sum())
-        n_div = int(stats["diverging"].sum())
+        energy = torch.cat(self.draws["posterior"]["energy_error"], 1).numpy()
+        proposals = int((~np.isnan(energy)).sum())
+        n_div = int(divergent(energy).sum())
         if n_div:
             out.append(f"{n_div} divergent transitions ({100 * n_div / max(proposals, 1):.2g} % of the "
                        f"{proposals} local proposals after training; energy error > {DIVERGENCE_THRESHOLD:g} or "

@@ -25,11 +25,12 @@ import dataclasses
 import math
 from typing import Protocol
 
+import numpy as np
 import torch
 
 from .target import Target
 
-__all__ = ["ChainState", "Proposal", "local_step", "DIVERGENCE_THRESHOLD", "global_block", "KERNELS", "nominal_step_size",
+__all__ = ["ChainState", "Proposal", "local_step", "DIVERGENCE_THRESHOLD", "divergent", "global_block", "KERNELS", "nominal_step_size",
            "within_chain_cholesky", "pooled_cholesky", "skew_and_excess_kurtosis",
            "mass_cholesky"]
 
@@ -179,6 +180,17 @@ def mass_cholesky(draws: torch.Tensor, shrink: float = 5.0, n_directions: int = 
     low, high = GAUSSIAN_KURTOSIS
     gaussian = bool((skew.abs() < GAUSSIAN_SKEW).all() and (kurtosis > low).all() and (kurtosis < high).all())
     return (pooled, "pooled") if gaussian else (within, "within")
+
+
+def divergent(energy_error: "torch.Tensor | np.ndarray"):
+    """Which transitions diverged: energy error above ``DIVERGENCE_THRESHOLD`` or
+    ``+inf`` (NaN, a move without an energy error, is not divergent).
+
+    Example:
+        >>> divergent(torch.tensor([0.3, 2000.0, float("inf"), float("nan")])).tolist()
+        [False, True, True, False]
+    """
+    return energy_error > DIVERGENCE_THRESHOLD  # NaN compares False
 
 
 def _accept(log_alpha: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:

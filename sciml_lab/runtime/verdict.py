@@ -101,18 +101,19 @@ def distinct(value: float, target: float, fmt: str = ".4g") -> str:
     to a different ``target`` (1.0104 against 1.01 reads 1.0104, not 1.010).
 
     Example:
-        >>> distinct(1.0104, 1.01, ".3f"), distinct(1.021, 1.01, ".3f")
-        ('1.0104', '1.021')
+        >>> distinct(1.0104, 1.01, ".3f"), distinct(1.021, 1.01, ".3f"), distinct(1.04e-5, 1e-5, ".2g")
+        ('1.0104', '1.021', '1.04e-05')
     """
     try:
         text = format(value, fmt)
     except (TypeError, ValueError):
         text = f"{value:.4g}"
-    digits = len(text.split(".")[1]) + 1 if "." in text and "e" not in text.lower() else 1
+    scientific = "e" in text.lower()
+    digits = 2 if scientific else len(text.split(".")[1]) + 1 if "." in text else 1
     while (float(text) > target) != (value > target) or (float(text) < target) != (value < target):
-        if digits > 12:
+        if digits > 15:
             break
-        text, digits = f"{value:.{digits}f}", digits + 1
+        text, digits = f"{value:.{digits}{'g' if scientific else 'f'}}", digits + 1
     return text
 
 
