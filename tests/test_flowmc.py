@@ -270,6 +270,8 @@ def test_same_seed_same_draws_on_cpu():
     run(a)
     run(b)
     np.testing.assert_array_equal(posterior_array(a.snapshot()), posterior_array(b.snapshot()))
+    stats_a, stats_b = a.snapshot()["sample_stats"], b.snapshot()["sample_stats"]
+    np.testing.assert_array_equal(stats_a["energy_error"].values, stats_b["energy_error"].values)
 
 
 # ----------------------------------------------------------------------------- inputs
@@ -333,6 +335,27 @@ def test_checkpoint_reload_then_extend_matches_uninterrupted_run():
         e.extend(loops=1)
         run(e)
     np.testing.assert_array_equal(posterior_array(a.snapshot()), posterior_array(b.snapshot()))
+
+
+def test_checkpoint_without_energy_errors_still_loads_and_extends():
+    def lp(x):
+        return -0.5 * (x ** 2).sum(1)
+
+    a = FlowMCEngine(lp, dim=2, **dict(SMALL, n_training_loops=2, n_loops=1))
+    run(a)
+    state = a.state_dict()
+    for group in state["draws"].values():  # a run saved before energy errors were kept
+        del group["energy_error"]
+    b = FlowMCEngine.from_config(a.config(), log_prob=lp)
+    b.load_state_dict(state)
+    b.extend(loops=1)
+    run(b)
+    stats = b.snapshot()["sample_stats"]
+    n_old = a.snapshot()["sample_stats"].sizes["draw"]
+    assert np.isnan(stats["energy_error"].values[:, :n_old]).all()  # unknown, not invented
+    local_new = stats["kernel"].values[:, n_old:] == 0
+    assert np.isfinite(stats["energy_error"].values[:, n_old:][local_new]).all()
+    assert not stats["diverging"].values.any()
 
 
 def test_until_stops_once_converged():
