@@ -102,6 +102,20 @@ def test_verdict_is_in_job_json_result_attrs_and_job(runs):
     assert reopened.verdict == v
 
 
+def test_run_whose_kernel_ended_while_it_ran_reopens_as_stopped_with_the_reason(runs):
+    job = launch(engines.StepEngine(steps=3), name="orphan", runs_dir=runs)
+    job.wait(30)
+    record = _job_json(job)
+    record["status"] = "running"  # what a kernel that died mid-run leaves on disk
+    del record["verdict"]
+    (job.store.path / "job.json").write_text(json.dumps(record))
+    from sciml_lab.runtime import job as jobmod
+
+    jobmod._JOBS.clear()  # a new kernel
+    v = open_run(runs / "orphan").verdict
+    assert v.status == "stopped" and "ended while it was running" in v.text, v
+
+
 def test_failed_job_verdict_gives_the_error(runs):
     job = launch(engines.StepEngine(steps=10, fail_at=3), name="boom", runs_dir=runs)
     assert job.wait(30) == "failed"

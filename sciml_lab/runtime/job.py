@@ -196,6 +196,8 @@ class Job:
             data = self.record.get("verdict") if self._status in FINAL_STATES else None
             if data is None and self._status == "failed":
                 return Verdict("failed", [self.error or "the job failed"])
+            if data is None and self._status == "stopped" and self.record.get("note"):
+                return Verdict("stopped", [self.record["note"]])  # e.g. its kernel ended while it ran
         return Verdict.from_json(data) if data else None
 
     @property
