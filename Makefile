@@ -8,7 +8,7 @@ VENV   ?= .venv
 PY      = $(VENV)/bin/python
 PIP     = $(PY) -m pip
 
-.PHONY: install install-test arviz1 demo test bench system-deps clean
+.PHONY: install install-test arviz1 js demo test docs-images bench system-deps clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -43,9 +43,19 @@ arviz1:
 	elif [ ! -x $(ARVIZ1_VENV)/bin/python ]; then \
 	  $(PYTHON312) -m venv $(ARVIZ1_VENV) && $(ARVIZ1_VENV)/bin/python -m pip install -q "arviz>=1,<2" h5netcdf h5py bokeh; fi
 
-test: system-deps install-test arviz1
+# the widget front end: install, bundle into sciml_lab/widgets/static/, unit-test
+js:
 	cd js && npm ci --no-audit --no-fund && npm run build && npm run check
+
+# the whole suite; it writes only into git-ignored folders (test-artifacts/, .venv*, js/node_modules)
+test: system-deps install-test arviz1 js
 	$(PY) -m pytest -ra
+
+# refresh the README's screenshots: the browser tests take them into test-artifacts/, this copies them
+DOCS_IMAGES = monitor.png monitor-dark.png flowmc.png emulate.png symreg.png
+docs-images: system-deps install-test js
+	$(PY) -m pytest -ra -m browser tests/test_browser.py tests/test_browser_engines.py
+	cd test-artifacts && cp $(DOCS_IMAGES) ../docs/
 
 bench: install-test
 	$(PY) bench/monitor_overhead.py

@@ -39,6 +39,26 @@ def pytest_configure(config):
     os.environ.setdefault("PYTHONHASHSEED", "0")
 
 
+def pytest_addoption(parser):
+    parser.addoption(
+        "--seed-shift", type=int, default=0,
+        help="add this to the seed of every engine a test builds (bench/seed_sweep.py runs the "
+             "statistical tests over many seeds this way, to measure their k-of-n bounds)")
+
+
+@pytest.fixture(autouse=True)
+def shifted_engine_seeds(request, monkeypatch):
+    """With ``--seed-shift k``, every engine a test builds gets ``seed + k`` (tests/seeds.py);
+    off (k = 0) in the normal suite."""
+    shift = request.config.getoption("--seed-shift")
+    if shift:
+        import seeds
+
+        monkeypatch.setenv(seeds.ENV, str(shift))  # the example notebooks' kernels shift theirs too
+        seeds.shift_engine_seeds(shift, monkeypatch.setattr)
+    yield
+
+
 @pytest.fixture(autouse=True)
 def isolated_jobs():
     """Each test starts with an empty job registry (names are unique per kernel, and

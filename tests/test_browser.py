@@ -3,8 +3,8 @@
 Runs a notebook that launches the test engine (``%sciml teststep``) and shows its
 monitor twice (the launch and ``%sciml show``), then checks from the DOM that both
 views render and advance, that the charts draw, that Stop stops the job (in the page
-and on disk), and saves screenshots (light and dark theme) to ``test-artifacts/`` and
-``docs/``.
+and on disk), and saves screenshots (light and dark theme) to the git-ignored ``test-artifacts/``
+(``make docs-images`` copies them into ``docs/`` for the README).
 
 Needs Debian's Chromium at /usr/bin/chromium (``apt-get install chromium``); the test
 fails, rather than skips, without it.
@@ -13,7 +13,6 @@ fails, rather than skips, without it.
 from __future__ import annotations
 
 import json
-import shutil
 import time
 from pathlib import Path
 
@@ -33,7 +32,6 @@ from browser_helpers import (
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 TESTS_DIR = Path(__file__).parent
-DOCS = TESTS_DIR.parent / "docs"
 STEPS, DELAY = 600, 0.05  # a 30 s job: long enough to watch, screenshot and stop it on a busy machine
 
 
@@ -165,8 +163,6 @@ def _run(page, lab, nb: str, artifacts: Path) -> None:
     panel = page.locator(".jp-NotebookPanel").first
     shot = artifacts / "monitor.png"
     panel.screenshot(path=str(shot))
-    DOCS.mkdir(exist_ok=True)
-    shutil.copyfile(shot, DOCS / "monitor.png")
 
     page.evaluate("() => { window.jupyterapp.commands.execute('apputils:change-theme', {theme: 'JupyterLab Dark'}); }")
     _poll(lambda: page.evaluate("() => document.body.dataset.jpThemeLight === 'false'"), 15, "the dark theme")
@@ -182,7 +178,6 @@ def _run(page, lab, nb: str, artifacts: Path) -> None:
         assert dark_state[i]["canvasSizes"] == last[i]["canvasSizes"], (last[i], dark_state[i])
     dark = artifacts / "monitor-dark.png"
     panel.screenshot(path=str(dark))
-    shutil.copyfile(dark, DOCS / "monitor-dark.png")
 
     # ---- Stop (first view): both views of the job say stopped, progress freezes
     before = page.evaluate(JS_MONITORS)

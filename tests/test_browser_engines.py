@@ -5,15 +5,14 @@ the test checks from the DOM that the symreg monitor typesets its live Pareto fr
 LaTeX (KaTeX), that the emulator monitor draws its slice with the 95 % band, and that
 the flow-MCMC monitor's R-hat badge turns green (R-hat < 1.01) as the run converges
 and its phase pill goes from training to production,
-and saves a screenshot of each monitor to ``docs/`` for the README.
+and saves a screenshot of each monitor to the git-ignored ``test-artifacts/``
+(``make docs-images`` copies them into ``docs/`` for the README).
 """
 
 from __future__ import annotations
 
 import json
-import shutil
 import time
-from pathlib import Path
 
 import pytest
 
@@ -21,8 +20,6 @@ from browser_helpers import CHROMIUM, CHROMIUM_ARGS, JS_KERNEL_READY, JS_OUTPUT_
 from test_browser import _poll, _require_chromium
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-
-DOCS = Path(__file__).parent.parent / "docs"
 
 # coloured (non-grey) pixels in the canvases of the monitor whose kind is `kind`
 JS_INK = """(kind) => {
@@ -125,11 +122,9 @@ def test_engine_monitors_show_latex_front_and_uncertainty_band(lab, artifacts):
                     record = json.loads((lab.root / "sciml-runs" / job / "job.json").read_text())
                     assert states[kind]["pill"] == record["verdict"]["text"], (kind, states[kind], record["verdict"])
                 assert post["pill"].startswith("converged"), post
-                DOCS.mkdir(exist_ok=True)
                 for kind, name in (("symreg", "symreg.png"), ("emulate", "emulate.png"), ("flowmc", "flowmc.png")):
                     mon = page.locator(".sciml-monitor").filter(has=page.locator(".sciml-kind", has_text=kind))
                     mon.first.screenshot(path=str(artifacts / name))
-                    shutil.copyfile(artifacts / name, DOCS / name)
             except Exception as exc:
                 page.screenshot(path=str(artifacts / "engines-failure.png"), full_page=True)
                 raise AssertionError(f"{exc}\n{page.evaluate(JS_OUTPUT_ERRORS)}\n{lab.log_tail(30)}") from exc

@@ -11,11 +11,16 @@ import pytest
 import yaml
 from nbclient import NotebookClient
 
+import seeds
+
 ROOT = Path(__file__).parent.parent
 
 
 def execute(path: Path, cwd: Path, timeout: int = 300) -> nbformat.NotebookNode:
     nb = nbformat.read(path, as_version=4)
+    first = seeds.notebook_cell()  # only under --seed-shift (bench/seed_sweep.py)
+    if first:
+        nb.cells.insert(0, nbformat.v4.new_code_cell(first))
     NotebookClient(nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(cwd)}}).execute()
     return nb
 

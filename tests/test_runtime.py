@@ -222,10 +222,8 @@ def test_threads_option_applies_to_the_job_in_every_executor_and_on_resume(runs,
 def test_process_worker_that_never_connects_fails_the_job_with_a_clear_error(runs, tmp_path, monkeypatch):
     # a real worker program that exits at once, then one that hangs without connecting
     monkeypatch.setattr(sys, "executable", "/bin/false")
-    t0 = time.monotonic()
     with pytest.raises(RuntimeError, match="the process worker exited with code 1 before connecting"):
         launch(StepEngine(), name="dead", executor="process")
-    assert time.monotonic() - t0 < 10
     assert sciml_lab.get_job("dead").status == "failed"
     assert json.loads((runs / "dead" / "job.json").read_text())["status"] == "failed"
 
@@ -235,10 +233,9 @@ def test_process_worker_that_never_connects_fails_the_job_with_a_clear_error(run
     monkeypatch.setattr(sys, "executable", str(sleeper))
     ex = ProcessExecutor()
     ex.connect_timeout = 1.0
-    t0 = time.monotonic()
+    # the sleeper lives 60 s: this message (not "exited ... before connecting") means the 1 s limit acted
     with pytest.raises(RuntimeError, match="the process worker did not connect within 1 s"):
         launch(StepEngine(), name="silent", executor=ex)
-    assert time.monotonic() - t0 < 10
     job = sciml_lab.get_job("silent")
     assert job.status == "failed" and "did not connect" in job.error
     assert [t.name for t in threading.enumerate()].count("sciml-accept") == 0  # no waiting thread left
@@ -251,10 +248,8 @@ def test_process_stop_kills_a_step_that_does_not_return(runs):
     while job._saved_step < 5 and time.monotonic() < deadline:  # step 5 is on disk
         time.sleep(0.05)
     assert job.step == 5  # now inside step 6, which sleeps for ten minutes
-    t0 = time.monotonic()
     job.stop(grace=1.0)
-    assert job.wait(20) == "stopped"
-    assert time.monotonic() - t0 < 10
+    assert job.wait(20) == "stopped"  # the step sleeps ten minutes: only the kill after the grace ends it
     assert job._handle.proc.poll() is not None
     assert job.record["note"] == "killed after the stop grace period"
     rec = json.loads((runs / "stubborn" / "job.json").read_text())

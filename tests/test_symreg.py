@@ -30,21 +30,32 @@ def run(engine):
     return engine
 
 
+# (truth, law, operators, k, n): the search must recover the law exactly in at least k of the
+# seeds 0 .. n-1 (tried in turn until k succeed). Measured over seeds 0-19 at 150 iterations:
+# 2.5*x0*x1 20/20 (11-15 iterations), x0**2/x1 20/20 (11-30), sin(x0) + 0.5*x1 14/20 (the other
+# six grow bloated approximations). With a per-seed rate p, k of n fails by chance with probability
+# P(Binomial(n, p) < k): 2 of 3 at p = 0.95 is 0.7 %, 1 of 5 at p = 0.7 is 0.24 %; a search that
+# fell to p = 0.3 on the third law would fail this test 17 % of the time and the benchmark always.
 LAWS = [
-    ("2.5*x0*x1", lambda X: 2.5 * X[:, 0] * X[:, 1], "+ - * /"),
-    ("x0**2/x1", lambda X: X[:, 0] ** 2 / X[:, 1], "+ - * /"),
-    ("sin(x0) + 0.5*x1", lambda X: np.sin(X[:, 0]) + 0.5 * X[:, 1], "+ - * / sin cos exp log"),
+    ("2.5*x0*x1", lambda X: 2.5 * X[:, 0] * X[:, 1], "+ - * /", 2, 3),
+    ("x0**2/x1", lambda X: X[:, 0] ** 2 / X[:, 1], "+ - * /", 2, 3),
+    ("sin(x0) + 0.5*x1", lambda X: np.sin(X[:, 0]) + 0.5 * X[:, 1], "+ - * / sin cos exp log", 1, 5),
 ]
 
 
-@pytest.mark.parametrize("truth, law, ops", LAWS, ids=[t for t, _, _ in LAWS])
-def test_recovers_the_law_exactly_within_seconds(truth, law, ops):
+@pytest.mark.parametrize("truth, law, ops, k, n", LAWS, ids=[t for t, *_ in LAWS])
+def test_recovers_the_law_exactly_in_k_of_n_seeds(truth, law, ops, k, n):
     X = uniform()
-    e = run(SymRegEngine(X, law(X), ops=ops, iterations=150, seed=1, device="cpu"))
-    found = e.best().sympy()
-    assert is_exact_recovery(found, truth, ["x0", "x1"]), (str(found), [str(q) for q in e.front()])
-    assert e.target_reached()  # it stopped on the exact-fit target, not on the iteration budget
-    assert e.wall < 20  # a few seconds alone on one core; generous for a shared CI machine
+    found, recovered = [], 0
+    for seed in range(n):
+        e = run(SymRegEngine(X, law(X), ops=ops, iterations=150, seed=seed, device="cpu"))
+        found.append(str(e.best().sympy()))
+        if is_exact_recovery(e.best().sympy(), truth, ["x0", "x1"]):
+            recovered += 1
+            assert e.target_reached()  # it stopped on the exact-fit target, not on the iteration budget
+        if recovered == k or recovered + n - 1 - seed < k:
+            break
+    assert recovered >= k, f"recovered in {recovered} of {len(found)} seeds (need {k} of {n}): {found}"
 
 
 def random_population(vocab, n, seed):
@@ -167,11 +178,14 @@ def test_extend_keeps_improving_from_the_same_populations():
     assert (np.diff(h) <= 0).all() and h.size == 29
 
 
-def test_time_budget_stops_the_search():
+def test_time_budget_stops_the_search_at_the_first_step_past_it():
     X = uniform(100, 2)
     e = run(SymRegEngine(X, np.sin(X[:, 0] * X[:, 1]) + X[:, 0] ** 3, iterations=10_000, time_limit=0.5,
                          stop_loss=None, device="cpu"))
-    assert 0.5 <= e.wall < 2.0 and e.iteration < 10_000 and e.progress() == 1.0
+    walls = [h[0] for h in e.history]  # the search's own clock after each step
+    # it stops at the first step boundary past the limit, however fast the machine is
+    assert walls[-1] >= 0.5 and (len(walls) == 1 or walls[-2] < 0.5)
+    assert e.iteration == len(walls) < 10_000 and e.progress() == 1.0
 
 
 def test_constraints_on_size_depth_and_nesting_hold_in_every_member():

@@ -20,21 +20,37 @@ __all__ = ["is_exact_recovery", "round_constants"]
 
 def round_constants(expr: Any, digits: int = 6, zero: float = 1e-8):
     """Constants rounded to ``digits`` significant digits, those below ``zero`` dropped,
-    then made exact rationals (so that ``simplify`` can cancel them).
+    then made exact: rationals, or rational multiples of pi where the constant is one to
+    ``digits`` digits (a search writes ``sin(x)`` as ``cos(x - 1.5707963267949)``: exact,
+    but only with pi/2 in it), so that ``simplify`` can cancel them.
 
     Example:
         >>> import sympy
         >>> x = sympy.Symbol("x")
         >>> round_constants(0.50000000012 * x + 1e-12)
         x/2
+        >>> round_constants(sympy.cos(x - 1.5707963267949)), round_constants(6.28318530718 * x)
+        (sin(x), 2*pi*x)
     """
     import sympy
 
     reps = {}
     for f in expr.atoms(sympy.Float):
         v = float(f)
-        reps[f] = sympy.Integer(0) if abs(v) < zero else sympy.Rational(f"{v:.{digits}g}")
+        reps[f] = sympy.Integer(0) if abs(v) < zero else _exact_constant(v, digits)
     return expr.xreplace(reps)
+
+
+def _exact_constant(v: float, digits: int):
+    import math
+
+    import sympy
+
+    for q in (1, 2, 3, 4, 6, 8, 12):  # the multiples of pi that trigonometric identities produce
+        k = round(v * q / math.pi)
+        if k and abs(v - k * math.pi / q) <= 10.0 ** -digits * abs(v):
+            return sympy.pi * sympy.Rational(k, q)
+    return sympy.Rational(f"{v:.{digits}g}")
 
 
 def _is_constant(e: Any) -> bool:
