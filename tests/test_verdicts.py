@@ -197,7 +197,8 @@ def test_eight_schools_centred_warnings_name_tau_and_the_divergences():
             metrics = eng.step()
         v = eng.verdict(metrics)
         # the funnel: tau had the worst R-hat and there were 12 to 230 divergent transitions
-        # on each of seeds 0-4; asserted on 2 of 3 seeds
+        # on each of seeds 0-4; asserted on 2 of 3 seeds (this test passed on seed shifts 0-19,
+        # bench/seed_sweep.py, as did the other flow-MCMC tests of this file)
         named_tau += "(tau)" in v.text and v.warnings[0].startswith("tau: R-hat")
         n_div = int(eng.snapshot()["sample_stats"]["diverging"].sum())
         divergent += n_div > 0 and any(w.startswith(f"{n_div} divergent transitions (") for w in v.warnings)
