@@ -196,13 +196,17 @@ def _cmd_jobs(args, cell, shell):
         m = j.metrics
         if key is None and m:
             key = next(iter(m))
+        verdict = j.verdict
         rows.append({
             "name": j.name, "kind": j.kind, "status": j.status,
+            "verdict": verdict.text if verdict is not None else "",
             "progress": f"{100 * j.progress:.0f}%" if math.isfinite(j.progress) else "",
             "elapsed": _fmt_seconds(j.elapsed),
             "key metric": f"{key} = {m[key]:.4g}" if key and key in m else "",
+            "warnings": "; ".join(verdict.warnings) if verdict is not None else "",
         })
-    return pd.DataFrame(rows, columns=["name", "kind", "status", "progress", "elapsed", "key metric"])
+    return pd.DataFrame(rows, columns=["name", "kind", "status", "verdict", "progress", "elapsed", "key metric",
+                                       "warnings"])
 
 
 def _fmt_seconds(s: float) -> str:

@@ -187,6 +187,8 @@ JS_MONITORS = """() => Array.from(document.querySelectorAll('.sciml-monitor')).m
   const canvases = Array.from(m.querySelectorAll('.sciml-chart canvas'));
   return {
     status: m.dataset.status || null,
+    pill: (m.querySelector('.sciml-status') || {}).textContent || null,
+    pillClass: (m.querySelector('.sciml-status') || {}).className || null,
     progress: bar ? bar.getAttribute('data-progress') : null,
     stats: stats ? stats.textContent : null,
     badges: m.querySelectorAll('.sciml-badge').length,

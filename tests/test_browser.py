@@ -199,3 +199,9 @@ def _run(page, lab, nb: str, artifacts: Path) -> None:
                    10, "job.json")
     _poll(lambda: json.loads((lab.runs / "live" / "job.json").read_text())["status"] == "stopped", 10,
           f"job.json to say stopped (it says {record.get('status')!r})")
+    # the status pill shows the verdict recorded in job.json, in its colour
+    verdict = json.loads((lab.runs / "live" / "job.json").read_text())["verdict"]
+    assert verdict["text"].startswith("stopped"), verdict
+    _poll(lambda: all(m["pill"] == verdict["text"] for m in page.evaluate(JS_MONITORS)), 10,
+          f"both pills to read {verdict['text']!r}")
+    assert all(f"sciml-status-{verdict['level']}" in m["pillClass"] for m in page.evaluate(JS_MONITORS))

@@ -11,6 +11,7 @@ and saves a screenshot of each monitor to the git-ignored ``test-artifacts/``
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
@@ -43,6 +44,7 @@ JS_STATE = """() => Array.from(document.querySelectorAll('.sciml-monitor')).map(
   plots: m.querySelectorAll('.sciml-view-plot canvas').length,
   badges: Array.from(m.querySelectorAll('.sciml-badge')).map((b) => [b.dataset.metric, b.dataset.state, b.textContent]),
   phase: (m.querySelector('.sciml-phase') || {}).textContent || null,
+  pill: m.querySelector('.sciml-status').textContent,
 }))"""
 
 
@@ -114,6 +116,12 @@ def test_engine_monitors_show_latex_front_and_uncertainty_band(lab, artifacts):
                 assert "training" in kinds and kinds[-1] == "production", phases
                 assert kinds.index("production") > kinds.index("training"), phases
                 assert post["phase"].startswith("production · loop "), post["phase"]
+                # each status pill shows its job's verdict (job.json), never a bare "done" for a
+                # missed target: the flow-MCMC run met --until, so it converged
+                for kind, job in (("symreg", "law"), ("emulate", "emu"), ("flowmc", "post")):
+                    record = json.loads((lab.root / "sciml-runs" / job / "job.json").read_text())
+                    assert states[kind]["pill"] == record["verdict"]["text"], (kind, states[kind], record["verdict"])
+                assert post["pill"].startswith("converged"), post
                 for kind, name in (("symreg", "symreg.png"), ("emulate", "emulate.png"), ("flowmc", "flowmc.png")):
                     mon = page.locator(".sciml-monitor").filter(has=page.locator(".sciml-kind", has_text=kind))
                     mon.first.screenshot(path=str(artifacts / name))

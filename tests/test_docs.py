@@ -12,6 +12,7 @@ MODULES = [
     "sciml_lab.demo",
     "sciml_lab.device",
     "sciml_lab.runtime.engine",
+    "sciml_lab.runtime.verdict",
     "sciml_lab.runtime.job",
     "sciml_lab.runtime.store",
     "sciml_lab.runtime.executors",
@@ -34,7 +35,8 @@ def test_every_public_runtime_api_has_an_example():
     import sciml_lab.runtime as rt
 
     missing = []
-    for name in ("launch", "open_run", "Job", "Criterion", "parse_criteria", "RunStore", "ProcessExecutor"):
+    for name in ("launch", "open_run", "Job", "Criterion", "parse_criteria", "RunStore", "ProcessExecutor", "Verdict",
+                 "EngineBase"):
         doc = inspect.getdoc(getattr(rt, name)) or ""
         if "Example" not in doc:
             missing.append(name)

@@ -18,9 +18,10 @@ import xarray as xr
 
 import sciml_lab
 from sciml_lab.flowmc import FlowMCEngine, sample
-from sciml_lab.flowmc.diagnostics import ess_bulk, rhat, summary_diagnostics
+from sciml_lab.flowmc.diagnostics import ess_bulk, parameter_diagnostics, rhat, summary_diagnostics
 from sciml_lab.flowmc.flow import GaussianProposal
 from sciml_lab.flowmc.kernels import ChainState, global_block, mass_cholesky
+from sciml_lab.flowmc.plots import summary
 from sciml_lab.flowmc.target import Target
 from sciml_lab.runtime.store import read_result, write_result
 
@@ -73,6 +74,36 @@ def test_rhat_and_bulk_ess_match_arviz():
     for i in range(3):
         assert ours_r[i] == pytest.approx(float(az.rhat(draws[..., i])), rel=1e-10)
         assert ours_e[i] == pytest.approx(float(az.ess(draws[..., i], method="bulk")), rel=1e-10)
+
+
+def test_tail_ess_and_mcse_match_arviz():
+    import arviz as az
+
+    rng = np.random.default_rng(0)
+    draws = rng.normal(size=(4, 301, 3))
+    draws[..., 1] = np.cumsum(draws[..., 1], axis=1) * 0.05 + draws[..., 1]  # autocorrelated
+    draws[..., 2] = np.sign(draws[..., 2])  # ties
+    draws[0, :, 0] += 0.4  # one chain off
+    ours = parameter_diagnostics(draws)
+    for i in range(3):
+        x = draws[..., i]
+        assert ours["ess_tail"][i] == pytest.approx(float(az.ess(x, method="tail")), rel=1e-10)
+        assert ours["mcse_mean"][i] == pytest.approx(float(az.mcse(x, method="mean")), rel=1e-10)
+        assert ours["mcse_sd"][i] == pytest.approx(float(az.mcse(x, method="sd")), rel=1e-10)
+        assert ours["r_hat"][i] == pytest.approx(float(az.rhat(x)), rel=1e-10)
+        assert ours["ess_bulk"][i] == pytest.approx(float(az.ess(x, method="bulk")), rel=1e-10)
+
+
+def test_summary_has_arviz_columns_per_element_of_a_vector_parameter():
+    import arviz as az
+
+    rng = np.random.default_rng(2)
+    theta = rng.normal(size=(4, 200, 3)) * np.array([1.0, 2.0, 0.5])
+    table = summary(xr.Dataset({"theta": (("chain", "draw", "theta_dim_0"), theta)}))
+    assert list(table.index) == ["theta[0]", "theta[1]", "theta[2]"]
+    ref = az.summary(az.from_dict(posterior={"theta": theta}), hdi_prob=0.94, round_to="none")
+    for col in ("mean", "sd", "mcse_mean", "mcse_sd", "ess_bulk", "ess_tail", "r_hat"):
+        np.testing.assert_allclose(table[col].to_numpy(float), ref[col].to_numpy(float), rtol=1e-8, err_msg=col)
 
 
 def test_summary_diagnostics_flags_unmixed_chains():
@@ -239,6 +270,8 @@ def test_same_seed_same_draws_on_cpu():
     run(a)
     run(b)
     np.testing.assert_array_equal(posterior_array(a.snapshot()), posterior_array(b.snapshot()))
+    stats_a, stats_b = a.snapshot()["sample_stats"], b.snapshot()["sample_stats"]
+    np.testing.assert_array_equal(stats_a["energy_error"].values, stats_b["energy_error"].values)
 
 
 # ----------------------------------------------------------------------------- inputs
@@ -302,6 +335,27 @@ def test_checkpoint_reload_then_extend_matches_uninterrupted_run():
         e.extend(loops=1)
         run(e)
     np.testing.assert_array_equal(posterior_array(a.snapshot()), posterior_array(b.snapshot()))
+
+
+def test_checkpoint_without_energy_errors_still_loads_and_extends():
+    def lp(x):
+        return -0.5 * (x ** 2).sum(1)
+
+    a = FlowMCEngine(lp, dim=2, **dict(SMALL, n_training_loops=2, n_loops=1))
+    run(a)
+    state = a.state_dict()
+    for group in state["draws"].values():  # a run saved before energy errors were kept
+        del group["energy_error"]
+    b = FlowMCEngine.from_config(a.config(), log_prob=lp)
+    b.load_state_dict(state)
+    b.extend(loops=1)
+    run(b)
+    stats = b.snapshot()["sample_stats"]
+    n_old = a.snapshot()["sample_stats"].sizes["draw"]
+    assert np.isnan(stats["energy_error"].values[:, :n_old]).all()  # unknown, not invented
+    local_new = stats["kernel"].values[:, n_old:] == 0
+    assert np.isfinite(stats["energy_error"].values[:, n_old:][local_new]).all()
+    assert not stats["diverging"].values.any()
 
 
 def test_until_stops_once_converged():

@@ -5,7 +5,8 @@
 // (n, 2 + names.length): step, wall_time, then the metrics in `names` order.
 import uPlot from "uplot";
 import katex from "katex";
-import { decodeRows, formatSeconds, badgeState, formatValue, clampForLog, phaseLabel } from "./util.js";
+import { decodeRows, formatSeconds, badgeState, formatValue, clampForLog, phaseLabel, cappedRange } from "./util.js";
+import { statusPill } from "./verdict.js";
 
 const PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#17becf", "#8c564b", "#e377c2"];
 
@@ -72,7 +73,8 @@ function makeChart(container, chart, theme) {
     title: chart.title,
     width,
     height: 170,
-    scales: { x: { time: false }, y: { distr: chart.log_y ? 3 : 1 } },
+    scales: { x: { time: false }, y: { distr: chart.log_y ? 3 : 1,
+      ...(chart.y_max != null && !chart.log_y ? { range: (u, lo, hi) => cappedRange(lo, hi, chart.y_max) } : {}) } },
     axes: [{ ...axis, label: xLabel, labelSize: 16, labelFont: "11px sans-serif" }, { ...axis, size: 56 }],
     series,
     legend: { live: false },
@@ -296,9 +298,12 @@ function render({ model, el: root }) {
     const eta = model.get("eta");
     kind.textContent = model.get("kind");
     name.textContent = model.get("job_name");
-    status.textContent = st;
-    status.className = `sciml-status sciml-status-${st}`;
+    const pill = statusPill(st, model.get("verdict"));
+    status.textContent = pill.text;
+    status.title = pill.title;
+    status.className = `sciml-status sciml-status-${pill.level}`;
     box.dataset.status = st;
+    box.dataset.verdict = pill.level === st ? "" : pill.level;
     const pct = p === null || p === undefined ? null : Math.round(1000 * p) / 10;
     fill.style.width = pct === null ? "0%" : `${pct}%`;
     label.textContent = pct === null ? "" : `${pct.toFixed(1)}%`;
@@ -350,7 +355,7 @@ function render({ model, el: root }) {
   const onStatus = () => renderStatus();
   const onBadges = () => renderBadges();
   const onExtend = () => renderExtend();
-  model.on("change:status change:progress change:eta change:step change:elapsed change:error change:traceback change:note change:job_name change:kind change:run_dir", onStatus);
+  model.on("change:status change:progress change:eta change:step change:elapsed change:error change:traceback change:note change:job_name change:kind change:run_dir change:verdict", onStatus);
   model.on("change:metrics change:spec", onBadges);
   model.on("change:view", renderView);
   model.on("change:budget_words change:extend_default", onExtend);

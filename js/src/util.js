@@ -71,3 +71,13 @@ export function phaseLabel(phase, metrics) {
   const c = phase.counter ? metrics[phase.counter] : undefined;
   return c !== undefined && c !== null && Number.isFinite(c) ? `${label} · ${phase.counter} ${formatValue(c)}` : label;
 }
+
+// A linear y-axis that ends at `yMax` at most (a chart's `y_max`): [lo, hi] of the data
+// (reference lines included), capped, with a 5 % margin. Values above leave the chart.
+export function cappedRange(lo, hi, yMax) {
+  if (lo === null || hi === null || !Number.isFinite(lo) || !Number.isFinite(hi)) return [yMax - 1, yMax];
+  const top = Math.min(hi, yMax);
+  const bottom = Math.min(lo, top);
+  const pad = 0.05 * (top - bottom || Math.abs(top) || 1);
+  return [bottom - pad, top + pad];
+}

@@ -1,6 +1,7 @@
-"""Convergence diagnostics: rank-normalized split R-hat and bulk effective sample size.
+"""Convergence diagnostics: rank-normalized split R-hat, bulk and tail effective
+sample size and Monte Carlo standard errors of the mean and sd.
 
-Both follow Vehtari, Gelman, Simpson, Carpenter & Bürkner (2021), the definitions
+All follow Vehtari, Gelman, Simpson, Carpenter & Bürkner (2021), the definitions
 used by Stan and ArviZ, and are vectorised over parameters so that the engine can
 afford them after every loop. Inputs are arrays of shape ``(chain, draw, param)``.
 
@@ -15,7 +16,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import special, stats
 
-__all__ = ["rank_normalize", "split_chains", "rhat", "ess_bulk", "summary_diagnostics", "thinned_draws"]
+__all__ = ["rank_normalize", "split_chains", "rhat", "ess_bulk", "ess_tail", "ess_mean", "mcse_mean", "mcse_sd",
+           "parameter_diagnostics", "summary_diagnostics", "thinned_draws"]
 
 
 def split_chains(draws: np.ndarray) -> np.ndarray:
@@ -137,6 +139,98 @@ def ess_bulk(draws: np.ndarray) -> np.ndarray:
         True
     """
     return _ess(rank_normalize(split_chains(draws)))
+
+
+def ess_tail(draws: np.ndarray, probs: tuple[float, float] = (0.05, 0.95)) -> np.ndarray:
+    """Tail effective sample size per parameter: the smaller ESS of the indicators
+    ``draw <= q`` for the 5 % and 95 % quantiles ``q`` (split chains), as in ArviZ.
+    Low tail ESS means the posterior intervals are unreliable even if the mean is not.
+
+    Example:
+        >>> rng = np.random.default_rng(0)
+        >>> bool(1000 < ess_tail(rng.normal(size=(4, 500, 2))).min() < 2500)
+        True
+    """
+    draws = np.asarray(draws, dtype=float)
+    flat = draws.reshape(-1, draws.shape[2])
+    out = np.full(draws.shape[2], np.inf)
+    for p in probs:
+        q = np.quantile(flat, p, axis=0)  # R's type 7, ArviZ's choice
+        out = np.fmin(out, _ess(split_chains((draws <= q).astype(float))))
+    return out
+
+
+def ess_mean(draws: np.ndarray) -> np.ndarray:
+    """Effective sample size for the mean: ESS of the raw (not rank-normalized) split
+    chains, the one in the Monte Carlo standard error of the mean.
+
+    Example:
+        >>> rng = np.random.default_rng(0)
+        >>> bool(1500 < ess_mean(rng.normal(size=(4, 500, 2))).min() < 2500)
+        True
+    """
+    return _ess(split_chains(draws))
+
+
+def mcse_mean(draws: np.ndarray) -> np.ndarray:
+    """Monte Carlo standard error of the posterior mean: ``sd / sqrt(ESS_mean)``.
+
+    Example:
+        >>> rng = np.random.default_rng(0)
+        >>> bool(abs(mcse_mean(rng.normal(size=(4, 500, 1)))[0] - 1 / np.sqrt(2000)) < 0.005)
+        True
+    """
+    draws = np.asarray(draws, dtype=float)
+    sd = draws.reshape(-1, draws.shape[2]).std(axis=0, ddof=1)
+    return sd / np.sqrt(ess_mean(draws))
+
+
+def mcse_sd(draws: np.ndarray) -> np.ndarray:
+    """Monte Carlo standard error of the posterior sd (ArviZ's delta-method estimate
+    from the ESS of the squared deviations).
+
+    Example:
+        >>> rng = np.random.default_rng(0)
+        >>> bool(0.01 < mcse_sd(rng.normal(size=(4, 500, 1)))[0] < 0.02)
+        True
+    """
+    draws = np.asarray(draws, dtype=float)
+    flat = draws.reshape(-1, draws.shape[2])
+    sq = (draws - flat.mean(axis=0)) ** 2
+    var = sq.reshape(-1, draws.shape[2]).mean(axis=0)
+    var_of_var = ((sq ** 2).reshape(-1, draws.shape[2]).mean(axis=0) - var ** 2) / ess_mean(sq)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.sqrt(var_of_var / var / 4)
+
+
+def parameter_diagnostics(draws: np.ndarray) -> dict[str, np.ndarray]:
+    """Per-parameter convergence diagnostics of ``(chain, draw, param)`` draws, the
+    columns of ``arviz.summary``: ``r_hat``, ``ess_bulk``, ``ess_tail``, ``mcse_mean``,
+    ``mcse_sd`` (NaN where there are fewer than 4 draws or 2 chains, or a
+    non-finite draw).
+
+    Example:
+        >>> rng = np.random.default_rng(0)
+        >>> d = parameter_diagnostics(rng.normal(size=(4, 500, 2)))
+        >>> sorted(d), bool(d["r_hat"].max() < 1.01)
+        (['ess_bulk', 'ess_tail', 'mcse_mean', 'mcse_sd', 'r_hat'], True)
+    """
+    draws = np.asarray(draws, dtype=float)
+    c, n, p = draws.shape
+    names = ("r_hat", "ess_bulk", "ess_tail", "mcse_mean", "mcse_sd")
+    out = {k: np.full(p, np.nan) for k in names}
+    ok = np.isfinite(draws).all(axis=(0, 1))
+    if n < 4 or c * n < 8 or not ok.any():
+        return out
+    d = draws[..., ok]
+    split = split_chains(d)
+    z_bulk = rank_normalize(split)  # shared by R-hat and bulk ESS
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r = _rhat_from_split(split, z_bulk) if c >= 2 else np.full(d.shape[2], np.nan)
+        values = (r, _ess(z_bulk), ess_tail(d), mcse_mean(d), mcse_sd(d))
+    for k, v in zip(names, values):
+        out[k][ok] = v
+    return out
 
 
 def thinned_draws(n_chains: int, n_draws: int, n_params: int, max_draws: int = 1000,

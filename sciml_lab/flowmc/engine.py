@@ -26,15 +26,18 @@ import time
 from typing import Any, Callable, Mapping
 
 import numpy as np
+import pandas as pd
 import torch
 import xarray as xr
 
 from ..device import resolve_device, resolve_dtype
-from ..runtime.engine import Badge, Chart, MonitorSpec, Phase, badge_targets, parse_criteria, register_engine
+from ..runtime.engine import Badge, Chart, Criterion, EngineBase, MonitorSpec, Phase, badge_targets, parse_criteria, \
+    register_engine
+from ..runtime.verdict import Verdict, criteria_verdict, distinct
 from .diagnostics import summary_diagnostics, thinned_draws
 from .flow import FlowProposal
-from .kernels import KERNELS, TARGET_ACCEPTANCE, ChainState, global_block, local_step, mass_cholesky, \
-    nominal_step_size
+from .kernels import DIVERGENCE_THRESHOLD, KERNELS, TARGET_ACCEPTANCE, ChainState, divergent, global_block, \
+    local_step, mass_cholesky, nominal_step_size
 from .target import Target
 
 __all__ = ["FlowMCEngine", "METRICS", "auto_trials", "whitened_jump_per_eval"]
@@ -49,6 +52,8 @@ _KERNEL_CODES = {"mala": 0, "hmc": 1, "rw": 2, "split": 3}
 #: (MALA on three chains in four, HMC on the others, the same loop for both, so that a
 #: trend as the chains settle favours neither and the flow keeps most of its data)
 AUTO_TRIALS = ("split", "split", "split", "split")
+#: what is kept of every draw (``/posterior`` and ``/sample_stats`` are made of them)
+_DRAW_FIELDS = ("u", "lp", "accepted", "kernel", "energy_error")
 _GRADIENT_FREE_NOTE = ("log_prob has no torch gradient: sampling with the gradient-free random-walk "
                        "local kernel (slower mixing within modes)")
 
@@ -56,12 +61,16 @@ _GRADIENT_FREE_NOTE = ("log_prob has no torch gradient: sampling with the gradie
 def _monitor(until: str | None, note: str = "") -> MonitorSpec:
     targets = badge_targets(until, {"rhat": "rhat<1.01", "ess": "ess>400"})
     rhat_badge, ess_badge = targets["rhat"], targets["ess"]
+    # the axis ends near the target, so that 1.02 and 1.01 are far apart (early values of 2-3
+    # would squash them together); the badge shows any value
+    rhat_target = Criterion.parse(rhat_badge).value
+    rhat_top = round(max(1.1, 1.0 + 10 * (rhat_target - 1.0)), 3)
     return MonitorSpec(
         charts=(
             Chart("log density (mean over chains)", ("lp_mean",)),
             Chart("acceptance", ("local_acceptance", "global_acceptance")),
             Chart("flow loss (NLL per point)", ("flow_loss",)),
-            Chart("worst R-hat", ("rhat",), hlines=(1.01,)),
+            Chart(f"worst R-hat (axis ends at {rhat_top:g})", ("rhat",), hlines=(rhat_target,), y_max=rhat_top),
             Chart("smallest bulk ESS", ("ess",), log_y=True),
         ),
         badges=(Badge("R-hat", rhat_badge, ".3f"), Badge("ESS", ess_badge, ".0f")),
@@ -127,7 +136,7 @@ def _positive_int(name: str, v: Any, minimum: int = 1) -> int:
 
 
 @register_engine
-class FlowMCEngine:
+class FlowMCEngine(EngineBase):
     """Normalizing-flow-enhanced MCMC (flowMC's method) as a sciml_lab engine.
 
     Arguments:
@@ -302,8 +311,8 @@ class FlowMCEngine:
         self.flow_loss = math.nan
         self._reset_loop_buffers()
         self.draws: dict[str, dict[str, list[torch.Tensor]]] = {
-            "warmup": {k: [] for k in ("u", "lp", "accepted", "kernel")},
-            "posterior": {k: [] for k in ("u", "lp", "accepted", "kernel")},
+            "warmup": {k: [] for k in _DRAW_FIELDS},
+            "posterior": {k: [] for k in _DRAW_FIELDS},
         }
         self.counters = {"warmup": 0, "posterior": 0}
         self.diag_rows: list[list[float]] = []
@@ -474,7 +483,7 @@ class FlowMCEngine:
         ta_h = float(self._target_acceptance_arg or TARGET_ACCEPTANCE["hmc"])
         n_local = self.n_local_steps
         todo = min(n_local - self.phase_steps, self._chunk(2))
-        us, lps, accs = [], [], []
+        us, lps, accs, energies = [], [], [], []
 
         def sub(st, i):
             return ChainState(st.x[i], st.lp[i], st.grad[i])
@@ -484,21 +493,23 @@ class FlowMCEngine:
             st = self.state
             x, lp, grad = st.x.clone(), st.lp.clone(), st.grad.clone()
             acc = torch.zeros(self.n_chains, dtype=torch.bool, device=x.device)
-            m, a_m, al_m = local_step("mala", self.target, sub(st, ev), self.eps, self.chol, self.gen,
-                                      self.n_leapfrog)
-            x[ev], lp[ev], grad[ev], acc[ev] = m.x, m.lp, m.grad, a_m
+            energy = torch.full((self.n_chains,), math.nan, dtype=lp.dtype, device=x.device)  # NaN: held
+            m, a_m, al_m, e_m = local_step("mala", self.target, sub(st, ev), self.eps, self.chol, self.gen,
+                                           self.n_leapfrog)
+            x[ev], lp[ev], grad[ev], acc[ev], energy[ev] = m.x, m.lp, m.grad, a_m, e_m
             self.eps, self.adapt_t = _adapt_step(self.eps, self.adapt_t, al_m, ta_m)
             if s in moves:
-                h, a_h, al_h = local_step("hmc", self.target, sub(st, od), self.eps_hmc, self.chol, self.gen,
-                                          self.n_leapfrog)
-                x[od], lp[od], grad[od], acc[od] = h.x, h.lp, h.grad, a_h
+                h, a_h, al_h, e_h = local_step("hmc", self.target, sub(st, od), self.eps_hmc, self.chol, self.gen,
+                                               self.n_leapfrog)
+                x[od], lp[od], grad[od], acc[od], energy[od] = h.x, h.lp, h.grad, a_h, e_h
                 self.eps_hmc, self.adapt_t_hmc = _adapt_step(self.eps_hmc, self.adapt_t_hmc, al_h, ta_h)
             self.state = ChainState(x, lp, grad)
             us.append(x)
             lps.append(lp)
             accs.append(acc)
+            energies.append(energy)
             self.cur["local_alpha"].append(float(al_m.mean()))
-        self._keep_local_chunk(us, lps, accs)
+        self._keep_local_chunk(us, lps, accs, energies)
         self.phase_steps += todo
         if self.phase_steps >= n_local:
             u = torch.cat(self.cur["local_u"], 1)
@@ -509,12 +520,12 @@ class FlowMCEngine:
             self._auto_record(mala, hmc)
             self._local_phase_done()
 
-    def _keep_local_chunk(self, us: list, lps: list, accs: list) -> None:
+    def _keep_local_chunk(self, us: list, lps: list, accs: list, energies: list) -> None:
         """Store a chunk of local draws (lists of ``(chain, dim)`` / ``(chain,)`` per step)."""
         u, acc = torch.stack(us, 1), torch.stack(accs, 1)
         self.cur["local_u"].append(u)
         self.cur["local_acc"].append(acc)
-        self._record(u, torch.stack(lps, 1), acc, 0)
+        self._record(u, torch.stack(lps, 1), acc, 0, torch.stack(energies, 1))
 
     def _local_phase_done(self) -> None:
         """After the loop's last local step: flow training, global moves, or the loop's end."""
@@ -572,17 +583,18 @@ class FlowMCEngine:
         evals = self.n_leapfrog if self.kernel == "hmc" else 1
         n_local = self._local_steps()
         todo = min(n_local - self.phase_steps, self._chunk(evals))
-        us, lps, accs = [], [], []
+        us, lps, accs, energies = [], [], [], []
         for _ in range(todo):
-            self.state, acc, alpha = local_step(self.kernel, self.target, self.state, self.eps, self.chol,
-                                                self.gen, self.n_leapfrog)
+            self.state, acc, alpha, energy = local_step(self.kernel, self.target, self.state, self.eps, self.chol,
+                                                        self.gen, self.n_leapfrog)
             if not self.production:  # Robbins-Monro on log(eps), reset at each mass update
                 self.eps, self.adapt_t = _adapt_step(self.eps, self.adapt_t, alpha, self.target_acceptance)
             us.append(self.state.x)
             lps.append(self.state.lp)
             accs.append(acc)
+            energies.append(energy)
             self.cur["local_alpha"].append(float(alpha.mean()))
-        self._keep_local_chunk(us, lps, accs)
+        self._keep_local_chunk(us, lps, accs, energies)
         self.phase_steps += todo
         if self.phase_steps >= n_local:
             # (``kernel="auto"`` scores its kernels in the split trial loops only)
@@ -617,12 +629,13 @@ class FlowMCEngine:
         todo = min(self.n_global_steps - self.phase_steps, self._chunk(1))
         self.state, xs, lps, acc, _ = global_block(self.target, self.flow, self.state, todo, self.gen)
         self.cur["global_acc"].append(acc)
-        self._record(xs, lps, acc, 1)
+        self._record(xs, lps, acc, 1, torch.full(acc.shape, math.nan, dtype=lps.dtype, device=acc.device))
         self.phase_steps += todo
         if self.phase_steps >= self.n_global_steps:
             self._end_loop()
 
-    def _record(self, u: torch.Tensor, lp: torch.Tensor, acc: torch.Tensor, kernel: int) -> None:
+    def _record(self, u: torch.Tensor, lp: torch.Tensor, acc: torch.Tensor, kernel: int,
+                energy: torch.Tensor) -> None:
         group = "posterior" if self.production else "warmup"
         steps = u.shape[1]
         keep = (self.counters[group] + torch.arange(steps)) % self.thin == 0
@@ -635,6 +648,7 @@ class FlowMCEngine:
         d["lp"].append(lp[:, keep].detach().cpu())
         d["accepted"].append(acc[:, keep].cpu())
         d["kernel"].append(torch.full((u.shape[0], int(keep.sum())), kernel, dtype=torch.int8))
+        d["energy_error"].append(energy[:, keep.to(energy.device)].detach().cpu())
 
     def _end_loop(self) -> None:
         local_acc = torch.cat(self.cur["local_acc"], 1)
@@ -727,6 +741,8 @@ class FlowMCEngine:
         lp_user = torch.cat(d["lp"], 1).to(self.device_obj) - log_j.reshape(c, n)
         x = x.reshape(c, n, dim).detach().cpu().double().numpy()
         coords = {"chain": np.arange(c), "draw": np.arange(n)}
+        energy = torch.cat(d["energy_error"], 1).double().numpy()
+        diverging = divergent(energy)
         posterior = xr.Dataset(self._named(x, ("chain", "draw")), coords=coords)
         for name, (low, high) in self.target.bounds.items():
             posterior[name].attrs.update(lower_bound=low, upper_bound=high)  # "bounds" means a variable in CF
@@ -735,7 +751,13 @@ class FlowMCEngine:
                     {"long_name": "log density of the draw (user's log_prob)"}),
              "accepted": (("chain", "draw"), torch.cat(d["accepted"], 1).numpy()),
              "kernel": (("chain", "draw"), torch.cat(d["kernel"], 1).numpy(),
-                        {"flag_values": [0, 1], "flag_meanings": "local global"})},
+                        {"flag_values": [0, 1], "flag_meanings": "local global"}),
+             "energy_error": (("chain", "draw"), energy, {
+                 "long_name": "energy error of the local proposal (minus its log Metropolis-Hastings ratio)",
+                 "comment": "NaN for a global (flow) move or a chain holding in a split trial loop; "
+                            "inf for a proposal with a non-finite log density or gradient"}),
+             "diverging": (("chain", "draw"), diverging, {
+                 "long_name": f"divergent local proposal (energy error > {DIVERGENCE_THRESHOLD:g} or not finite)"})},
             coords=coords,
         )
         return posterior, stats
@@ -782,6 +804,112 @@ class FlowMCEngine:
             inference_library="sciml_lab.flowmc",
         )
         return tree
+
+    # ------------------------------------------------------------------ verdict
+    #: parameters named one by one in the warnings (the worst first); the rest are counted
+    MAX_PARAMETER_WARNINGS = 5
+
+    #: values (chains x draws x parameters) the verdict's summary reads at most; a larger
+    #: posterior is thinned evenly along the draws (ESS of thinned draws is conservative)
+    VERDICT_MAX_VALUES = 1_000_000
+
+    def parameter_summary(self, max_values: int | None = None) -> "pd.DataFrame | None":
+        """The summary of the production draws so far (:func:`~sciml_lab.flowmc.plots.summary`:
+        mean, sd, HDI, MCSE, bulk and tail ESS and R-hat per scalar parameter), or None
+        before the first production draw. With ``max_values`` the draws are first thinned
+        evenly to at most that many numbers (never below 50 draws per chain)."""
+        from .plots import summary
+
+        group = self._group("posterior")
+        if group is None:
+            return None
+        posterior = group[0]
+        if max_values is not None:
+            c, n = posterior.sizes["chain"], posterior.sizes["draw"]
+            keep = thinned_draws(c, n, self.dim, max_draws=n, max_values=max_values)
+            posterior = posterior.isel(draw=keep)
+        return summary(posterior)
+
+    def verdict(self, metrics: Mapping[str, float] | None = None) -> Verdict:
+        """The shared ``until`` judgement (:func:`~sciml_lab.runtime.verdict.criteria_verdict`),
+        naming the parameter with the worst R-hat and bulk ESS, plus :meth:`warnings`."""
+        table = self.parameter_summary(self.VERDICT_MAX_VALUES)
+        where = {}
+        if table is not None and table["r_hat"].notna().any():
+            where["rhat"] = str(table["r_hat"].idxmax())
+        if table is not None and table["ess_bulk"].notna().any():
+            where["ess"] = str(table["ess_bulk"].idxmin())
+        return criteria_verdict(self.criteria, dict(metrics or self.metrics), monitor=self.monitor, where=where,
+                                warnings=self._warnings(table), default_targets=False)
+
+    def warnings(self) -> list[str]:
+        """What a statistician should know about the draws, in words and numbers: each
+        parameter whose R-hat or bulk/tail ESS misses the badges' targets (``until``'s
+        where it names them, else R-hat < 1.01 and ESS > 400), divergent transitions
+        of the local kernel, chains that did not move, a run with no production draws.
+
+        Example:
+            >>> eng = FlowMCEngine(lambda x: -0.5 * (x ** 2).sum(1), dim=2, n_chains=4, device="cpu")
+            >>> eng.warnings()
+            ['no production draws yet (0 of 8 training loops done): nothing to judge the posterior by']
+        """
+        return self._warnings(self.parameter_summary(self.VERDICT_MAX_VALUES))
+
+    def _when(self) -> str:
+        n = self.production_loops
+        return (f"after the loop cap ({n} production loops)" if n >= self.n_loops
+                else f"after {n} production loop{'s' if n != 1 else ''}")
+
+    def _warnings(self, table: "pd.DataFrame | None") -> list[str]:
+        if table is None:
+            return [f"no production draws yet ({min(self.loop, self.n_training_loops)} of {self.n_training_loops} "
+                    "training loops done): nothing to judge the posterior by"]
+        out = self._parameter_warnings(table)
+        energy = torch.cat(self.draws["posterior"]["energy_error"], 1).numpy()
+        proposals = int((~np.isnan(energy)).sum())
+        n_div = int(divergent(energy).sum())
+        if n_div:
+            out.append(f"{n_div} divergent transitions ({100 * n_div / max(proposals, 1):.2g} % of the "
+                       f"{proposals} local proposals after training; energy error > {DIVERGENCE_THRESHOLD:g} or "
+                       "not finite): the posterior has regions of high curvature (a funnel?) that the sampler "
+                       "cannot explore reliably; reparameterise (e.g. non-centred) or raise target_acceptance "
+                       "(e.g. 0.9) for smaller steps")
+        if self.stuck:
+            shown = ", ".join(map(str, self.stuck[:10])) + (" ..." if len(self.stuck) > 10 else "")
+            out.append(f"{len(self.stuck)} of {self.n_chains} chains did not move in the last loop (chains "
+                       f"{shown}): they sit where neither kernel can leave; check the log-density there or "
+                       "give init=... inside the bulk of the posterior")
+        return out
+
+    def _parameter_warnings(self, table: "pd.DataFrame") -> list[str]:
+        """One warning per parameter whose R-hat or ESS misses the badges' targets."""
+        targets = {c.metric: c for c in (Criterion.parse(b.criterion) for b in self.monitor.badges)}
+        rhat_c, ess_c = targets["rhat"], targets["ess"]
+        bad = []
+        for name, row in table.iterrows():
+            r, eb, et = float(row["r_hat"]), float(row["ess_bulk"]), float(row["ess_tail"])
+            problems = []
+            if not rhat_c.met({"rhat": r}):
+                problems.append(f"R-hat {distinct(r, rhat_c.value, '.3f')} > {rhat_c.value:g}" if math.isfinite(r)
+                                else "R-hat not computed")
+            low = [f"{label} ESS {v:.0f}" for label, v in (("bulk", eb), ("tail", et))
+                   if not ess_c.met({"ess": v}) and math.isfinite(v)]
+            if low:
+                problems.append(f"{' and '.join(low)} < {ess_c.value:g}")
+            if problems:
+                badness = (r if math.isfinite(r) else math.inf, -min(eb, et))
+                bad.append((badness, str(name), problems, not rhat_c.met({"rhat": r})))
+        bad.sort(reverse=True)
+        out = []
+        for _, name, problems, mixing in bad[: self.MAX_PARAMETER_WARNINGS]:
+            fix = ("extend the run or reparameterise (e.g. non-centred for a hierarchical scale)" if mixing
+                   else "extend the run (more loops or chains)")
+            out.append(f"{name}: {', '.join(problems)} {self._when()}; {fix}")
+        if len(bad) > self.MAX_PARAMETER_WARNINGS:
+            rest = [name for _, name, _, _ in bad[self.MAX_PARAMETER_WARNINGS:]]
+            out.append(f"{len(rest)} more parameters miss R-hat < {rhat_c.value:g} or ESS > {ess_c.value:g}: "
+                       + ", ".join(rest[:10]) + (" ..." if len(rest) > 10 else ""))
+        return out
 
     # ------------------------------------------------------------------ checkpoint
     def state_dict(self) -> dict[str, Any]:
@@ -831,6 +959,9 @@ class FlowMCEngine:
         self._prev_local_u = prev.to(dev) if prev.numel() else None
         self._train_history = [t.to(dev) for t in state["train_history"]]
         self.draws = {g: {k: ([v] if v.numel() else []) for k, v in d.items()} for g, d in state["draws"].items()}
+        for d in self.draws.values():  # a checkpoint from before energy errors were kept: NaN (unknown)
+            if "energy_error" not in d:
+                d["energy_error"] = [torch.full_like(t, math.nan, dtype=torch.float64) for t in d["lp"]]
         self.counters = {k: int(v) for k, v in state["counters"].items()}
         rows = state["diag_rows"].tolist()  # a checkpoint from before a column was added: NaN there
         self.diag_rows = [r + [math.nan] * (len(_DIAG_VARS) - len(r)) for r in rows]

@@ -25,16 +25,20 @@ import dataclasses
 import math
 from typing import Protocol
 
+import numpy as np
 import torch
 
 from .target import Target
 
-__all__ = ["ChainState", "Proposal", "local_step", "global_block", "KERNELS", "nominal_step_size",
+__all__ = ["ChainState", "Proposal", "local_step", "DIVERGENCE_THRESHOLD", "divergent", "global_block", "KERNELS", "nominal_step_size",
            "within_chain_cholesky", "pooled_cholesky", "skew_and_excess_kurtosis",
            "mass_cholesky"]
 
 KERNELS = ("mala", "hmc", "rw")
 TARGET_ACCEPTANCE = {"mala": 0.574, "hmc": 0.75, "rw": 0.3}
+#: a local proposal whose energy error exceeds this is a divergent transition (Stan's
+#: threshold); a proposal with a non-finite position, log-density or gradient too
+DIVERGENCE_THRESHOLD = 1000.0
 
 
 @dataclasses.dataclass
@@ -178,6 +182,17 @@ def mass_cholesky(draws: torch.Tensor, shrink: float = 5.0, n_directions: int = 
     return (pooled, "pooled") if gaussian else (within, "within")
 
 
+def divergent(energy_error: "torch.Tensor | np.ndarray"):
+    """Which transitions diverged: energy error above ``DIVERGENCE_THRESHOLD`` or
+    ``+inf`` (NaN, a move without an energy error, is not divergent).
+
+    Example:
+        >>> divergent(torch.tensor([0.3, 2000.0, float("inf"), float("nan")])).tolist()
+        [False, True, True, False]
+    """
+    return energy_error > DIVERGENCE_THRESHOLD  # NaN compares False
+
+
 def _accept(log_alpha: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
     log_alpha = torch.nan_to_num(log_alpha, nan=-math.inf)
     u = torch.rand(log_alpha.shape, generator=generator, dtype=log_alpha.dtype, device=log_alpha.device)
@@ -197,16 +212,24 @@ def _finite_rows(*tensors: torch.Tensor | None) -> torch.Tensor:
 
 
 def local_step(kernel: str, target: Target, state: ChainState, eps: float, chol: torch.Tensor,
-               generator: torch.Generator, n_leapfrog: int = 8) -> tuple[ChainState, torch.Tensor, torch.Tensor]:
-    """One local move of every chain; returns ``(state, accepted, alpha)``.
+               generator: torch.Generator, n_leapfrog: int = 8
+               ) -> tuple[ChainState, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One local move of every chain; returns ``(state, accepted, alpha, energy_error)``.
+
+    ``energy_error`` is minus the log Metropolis-Hastings ratio of the proposal: for
+    HMC the change of the Hamiltonian along the trajectory (Stan's and ArviZ's
+    ``energy_error``), for MALA and the random walk its analogue; ``+inf`` for a
+    proposal with a non-finite position, log-density or gradient. Above
+    ``DIVERGENCE_THRESHOLD`` the transition is divergent: the integrator left the
+    region where it is accurate, a sign of high curvature (a funnel).
 
     Example:
         >>> t = Target(lambda x: -0.5 * (x ** 2).sum(1), dim=2)
         >>> x = torch.zeros(4, 2); lp, g = t.log_prob_and_grad(x)
-        >>> s, acc, alpha = local_step("mala", t, ChainState(x, lp, g), 0.5, torch.eye(2),
-        ...                            torch.Generator().manual_seed(0))
-        >>> acc.shape, bool(alpha.min() > 0)
-        (torch.Size([4]), True)
+        >>> s, acc, alpha, energy = local_step("mala", t, ChainState(x, lp, g), 0.5, torch.eye(2),
+        ...                                    torch.Generator().manual_seed(0))
+        >>> acc.shape, bool(alpha.min() > 0), bool((energy.abs() < 5).all())
+        (torch.Size([4]), True, True)
     """
     x, lp, grad = state.x, state.lp, state.grad
     g = generator
@@ -235,13 +258,13 @@ def local_step(kernel: str, target: Target, state: ChainState, eps: float, chol:
         log_alpha = lp_y - lp - 0.5 * (p ** 2).sum(-1) + 0.5 * (p0 ** 2).sum(-1)
     else:
         raise ValueError(f"kernel: expected one of {', '.join(KERNELS)}, got {kernel!r}")
-    ok = _finite_rows(lp_y, grad_y, y)
+    ok = _finite_rows(lp_y, grad_y, y) & ~torch.isnan(log_alpha)
     log_alpha = torch.where(ok, log_alpha, torch.full_like(log_alpha, -math.inf))
     accepted, alpha = _accept(log_alpha, g)
     new_x = torch.where(accepted[:, None], y, x)
     new_lp = torch.where(accepted, lp_y, lp)
     new_grad = None if grad is None or grad_y is None else torch.where(accepted[:, None], grad_y, grad)
-    return ChainState(new_x, new_lp, new_grad), accepted, alpha
+    return ChainState(new_x, new_lp, new_grad), accepted, alpha, -log_alpha
 
 
 def global_block(target: Target, proposal: Proposal, state: ChainState, n_steps: int, generator: torch.Generator

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from .diagnostics import ess_bulk, rhat
+from .diagnostics import parameter_diagnostics
 
 __all__ = ["flat_draws", "summary", "summary_table", "corner", "trace", "history", "view"]
 
@@ -70,27 +70,26 @@ def _hdi(x: np.ndarray, prob: float) -> tuple[float, float]:
 
 def summary(tree: "xr.DataTree | xr.Dataset", var_names: Sequence[str] | None = None,
             hdi_prob: float = 0.94) -> pd.DataFrame:
-    """Posterior summary: mean, sd, highest-density interval, R-hat and bulk ESS per
-    scalar parameter (the columns of ``arviz.summary``).
+    """Posterior summary per scalar parameter (every element of a vector parameter):
+    mean, sd, highest-density interval, Monte Carlo standard errors of the mean and
+    sd, bulk and tail ESS and R-hat (the columns of ``arviz.summary``, same values).
 
     Example:
         >>> rng = np.random.default_rng(0)
         >>> ds = xr.Dataset({"mu": (("chain", "draw"), rng.normal(size=(4, 200)))})
         >>> t = summary(ds)
         >>> list(t.columns)
-        ['mean', 'sd', 'hdi_3%', 'hdi_97%', 'r_hat', 'ess_bulk']
+        ['mean', 'sd', 'hdi_3%', 'hdi_97%', 'mcse_mean', 'mcse_sd', 'ess_bulk', 'ess_tail', 'r_hat']
     """
     flat = flat_draws(tree, "posterior", var_names)
     lo_name = f"hdi_{100 * (1 - hdi_prob) / 2:g}%"
     hi_name = f"hdi_{100 * (1 + hdi_prob) / 2:g}%"
     rows = {}
-    stacked = np.stack(list(flat.values()), axis=-1)  # (chain, draw, param)
-    r = rhat(stacked) if stacked.shape[1] >= 4 else np.full(stacked.shape[-1], np.nan)
-    e = ess_bulk(stacked) if stacked.shape[1] >= 4 else np.full(stacked.shape[-1], np.nan)
+    diag = parameter_diagnostics(np.stack(list(flat.values()), axis=-1))  # (chain, draw, param)
     for i, (name, a) in enumerate(flat.items()):
         lo, hi = _hdi(a.ravel(), hdi_prob)
-        rows[name] = {"mean": a.mean(), "sd": a.std(ddof=1), lo_name: lo, hi_name: hi, "r_hat": r[i],
-                      "ess_bulk": e[i]}
+        rows[name] = {"mean": a.mean(), "sd": a.std(ddof=1), lo_name: lo, hi_name: hi,
+                      **{k: diag[k][i] for k in ("mcse_mean", "mcse_sd", "ess_bulk", "ess_tail", "r_hat")}}
     return pd.DataFrame.from_dict(rows, orient="index")
 
 
@@ -114,7 +113,7 @@ def summary_table(tree: "xr.DataTree | xr.Dataset", var_names: Sequence[str] | N
         if c == "r_hat":
             fmt = HTMLTemplateFormatter(template='<span style="color:<%= value > 1.01 ? \'#d62728\' : '
                                                  '\'inherit\' %>"><%= value.toFixed(3) %></span>')
-        elif c == "ess_bulk":
+        elif c in ("ess_bulk", "ess_tail"):
             fmt = NumberFormatter(format="0")
         else:
             fmt = NumberFormatter(format="0.000")

@@ -17,8 +17,12 @@ from typing import Any, ClassVar, Mapping, Protocol, runtime_checkable
 
 import xarray as xr
 
+from .verdict import Verdict, criteria_verdict
+
 __all__ = [
     "Engine",
+    "EngineBase",
+    "Verdict",
     "Badge",
     "Chart",
     "MonitorSpec",
@@ -85,6 +89,45 @@ class Engine(Protocol):
     #   default_extend() -> dict        what the monitor's Extend button pays for by default
     #   live_view() -> dict             a small table the monitor shows live (at most ~4 Hz):
     #       {"title": str, "columns": [str], "rows": [[str | float]], "latex": [column names]}
+    #   verdict(metrics) -> Verdict     asked when the job ends (see EngineBase and
+    #                                   sciml_lab.runtime.verdict); default: the until
+    #                                   criteria judged on the last metrics
+    #   warnings() -> list[str]         what the default verdict adds, in words and numbers
+
+
+class EngineBase:
+    """Optional base class of engines: the default :meth:`verdict`.
+
+    An engine that keeps its ``until`` target as ``self.criteria`` (a list of
+    :class:`Criterion`), its badges in ``self.monitor`` and, optionally, its own
+    ``warnings()`` gets a verdict without writing one. Engines that do not derive
+    from this class get the same default from the runtime
+    (:func:`sciml_lab.runtime.verdict.judge`).
+
+    Example:
+        >>> class Fit(EngineBase):
+        ...     criteria = parse_criteria("loss<0.1")
+        ...     def warnings(self): return ["2 of 40 points are outliers"]
+        >>> Fit().verdict({"loss": 0.3}).text
+        'target missed: loss 0.3 > 0.1'
+        >>> Fit().verdict({"loss": 0.05}).text
+        'converged with 1 warning'
+    """
+
+    criteria: list = []
+
+    def warnings(self) -> list[str]:
+        """Engine-specific warnings in words and numbers (none by default)."""
+        return []
+
+    def verdict(self, metrics: Mapping[str, float] | None = None) -> Verdict:
+        """The verdict on the run so far: ``metrics`` are its last live metrics
+        (default: ``self.metrics`` if the engine keeps them)."""
+        metrics = dict(metrics or getattr(self, "metrics", None) or {})
+        warnings = getattr(self, "warnings", None)  # also called on engines not derived from this class
+        return criteria_verdict(getattr(self, "criteria", None) or (), metrics,
+                                monitor=getattr(self, "monitor", None),
+                                warnings=warnings() if callable(warnings) else ())
 
 
 _OPS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
@@ -170,6 +213,7 @@ class Chart:
     log_y: bool = False
     hlines: tuple[float, ...] = ()
     x: str | None = None  # a metric to use as abscissa, e.g. "runs"; default: wall time
+    y_max: float | None = None  # the y-axis ends here at most (larger values leave the chart)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -218,7 +262,7 @@ class MonitorSpec:
         return {
             "charts": [
                 {"title": c.title, "series": list(c.series), "log_y": c.log_y,
-                 "hlines": list(c.hlines), "x": c.x}
+                 "hlines": list(c.hlines), "x": c.x, "y_max": c.y_max}
                 for c in self.charts
             ],
             "badges": [b.to_json() for b in self.badges],

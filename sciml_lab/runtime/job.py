@@ -22,6 +22,7 @@ from .engine import Engine, check_budget
 from .executors import Executor, Handle, get_executor
 from .loop import now_iso, python_info
 from .store import NAME_RE, RunStore, runs_dir
+from .verdict import Verdict
 
 __all__ = ["Job", "Event", "JobFailedError", "launch", "jobs", "get_job", "STATES", "FINAL_STATES"]
 
@@ -180,6 +181,26 @@ class Job:
             return max(0.0, (1.0 - self._progress) * dt / dp)
 
     @property
+    def verdict(self) -> Verdict | None:
+        """Whether to trust the finished job (see :mod:`sciml_lab.runtime.verdict`):
+        ``converged``, ``target missed``, ``done``, ``stopped`` or ``failed``, with
+        reasons and warnings; None while it runs (or for a run saved without one).
+
+        Example:
+            >>> from sciml_lab.demo import PiEngine
+            >>> job = launch(PiEngine(steps=3), store=False); _ = job.wait(30)
+            >>> job.verdict.status
+            'done'
+        """
+        with self._lock:
+            data = self.record.get("verdict") if self._status in FINAL_STATES else None
+            if data is None and self._status == "failed":
+                return Verdict("failed", [self.error or "the job failed"])
+            if data is None and self._status == "stopped" and self.record.get("note"):
+                return Verdict("stopped", [self.record["note"]])  # e.g. its kernel ended while it ran
+        return Verdict.from_json(data) if data else None
+
+    @property
     def events(self) -> list[Event]:
         """The event stream so far (metrics and status changes)."""
         with self._lock:
@@ -329,6 +350,7 @@ class Job:
         self.record["elapsed_s"] = self.elapsed
         self.record.pop("error", None)
         self.record.pop("traceback", None)
+        self.record.pop("verdict", None)
         # running from now on, so that wait() right after extend() waits for this segment
         self._set_status("running")
         self._generation += 1
@@ -377,6 +399,8 @@ class Job:
             if info and status == "failed":
                 self.error = info.get("error")
                 self.traceback = info.get("traceback")
+            if info and info.get("verdict"):
+                self.record["verdict"] = info["verdict"]
             self.record["status"] = status
             ev = Event(self._step, self.elapsed, {}, status, self._progress)
             self._events.append(ev)
@@ -440,12 +464,15 @@ class Job:
 
     def _write_record_from_kernel(self, status: str, info: Mapping[str, Any]) -> None:
         """After a worker died, the kernel records the final status itself."""
+        verdict = (Verdict("failed", [info.get("error") or "the worker died"]) if status == "failed"
+                   else Verdict("stopped", [self.record.get("note") or "killed"]))
+        self.record["verdict"] = verdict.to_json()
         if self.store is None:
             return
         try:
             rec = self.store.read_json() if self.store.job_json.exists() else dict(self.record)
             rec.update(status=status, note=self.record.get("note", ""), updated=now_iso())
-            rec.update({k: v for k, v in info.items() if k in ("error", "traceback")})
+            rec.update({k: v for k, v in info.items() if k in ("error", "traceback")}, verdict=verdict.to_json())
             self.store.write_json(rec)
         except Exception:
             pass

@@ -28,6 +28,7 @@ import xarray as xr
 from .._version import __version__
 from .engine import Engine
 from .store import RunStore
+from .verdict import judge
 
 __all__ = ["Link", "drive", "stamp_attrs", "clean_metrics"]
 
@@ -71,6 +72,8 @@ def stamp_attrs(tree: xr.DataTree, engine: Engine, record: Mapping[str, Any], el
         wall_time_s=float(elapsed),
         job_name=record.get("name", ""),
     )
+    if record.get("verdict"):  # set when the job has ended (see drive)
+        attrs["verdict"] = json.dumps(record["verdict"])
     tree.attrs = attrs
     return tree
 
@@ -114,6 +117,7 @@ def drive(
         link.send(("saved", step, tree if link.local else None))
 
     record.update(started=record.get("started") or now_iso())
+    record.pop("verdict", None)  # a new segment (extend, resume) is judged when it ends
     link.send(("status", "running", {}))
     metrics: dict[str, float] = dict(record.get("metrics") or {})
     live_view = getattr(engine, "live_view", None)
@@ -156,13 +160,14 @@ def drive(
                 save("running", metrics)
                 last_save = time.monotonic()
         send_view()
+        record["verdict"] = judge(engine, final, metrics).to_json()
         save(final, metrics)
-        link.send(("status", final, {}))
+        link.send(("status", final, {"verdict": record["verdict"]}))
         return final
     except BaseException as exc:  # noqa: BLE001 - a failing engine must never take the kernel down
         tb = traceback.format_exc()
         error = f"{type(exc).__name__}: {exc}"
-        record.update(error=error, traceback=tb)
+        record.update(error=error, traceback=tb, verdict=judge(engine, "failed", metrics, error).to_json())
         try:
             save("failed", metrics)  # keep everything produced so far
         except BaseException as save_exc:  # noqa: BLE001
@@ -172,7 +177,7 @@ def drive(
                     store.write_json(record)
                 except Exception:
                     pass
-        link.send(("status", "failed", {"error": error, "traceback": tb}))
+        link.send(("status", "failed", {"error": error, "traceback": tb, "verdict": record["verdict"]}))
         if isinstance(exc, (KeyboardInterrupt, SystemExit)):
             raise
         return "failed"

@@ -120,6 +120,7 @@ class Monitor(anywidget.AnyWidget):
     extend_default = t.Dict().tag(sync=True)
     run_dir = t.Unicode("").tag(sync=True)
     view = t.Dict().tag(sync=True)  # the engine's live table (e.g. a Pareto front in LaTeX)
+    verdict = t.Dict(None, allow_none=True).tag(sync=True)  # the finished job's verdict (the status pill)
 
     def __init__(self, job, max_rate: float = 10.0, **kwargs: Any):
         if not (isinstance(max_rate, (int, float)) and 0 < max_rate <= 60):
@@ -207,6 +208,8 @@ class Monitor(anywidget.AnyWidget):
                 self.view = _json_safe(view)
                 self._last_view = view
             if status_dirty:
+                verdict = job.verdict
+                self.verdict = verdict.to_json() if verdict is not None else None
                 self.error = job.error or ""
                 self.traceback = job.traceback or ""
                 self.note = self.spec.get("note", "") or job.record.get("note", "")
