@@ -99,7 +99,7 @@ def test_a_simulator_that_always_fails_fails_the_job_with_the_first_error():
     assert job.wait(60) == "failed"
     assert "all 12 simulator runs failed; first error: RuntimeError: missing input deck" in job.error
     data = job.data  # the partial result keeps every failed run
-    assert data.attrs["n_failed"] == 12 and data["failures"].sizes["failure"] == 12
+    assert data.attrs["n_failed"] == 12 and data["failures"].sizes["failure"] == 12 and job.metrics["failed"] == 12
     assert json.loads(data.attrs["warnings"])[0].startswith("12 of 12 simulator runs failed")
 
 
@@ -110,6 +110,13 @@ def test_no_success_after_twice_the_initial_design_stops_before_the_budget():
                                            r"stopped before the budget of 500"):
         run(eng)
     assert eng.n_runs == 12 and not eng.done()
+
+
+def test_a_single_successful_run_fails_the_job_at_the_budget():
+    eng = EmulateEngine(lambda a: a if a < 0.1 else float("inf"), {"a": (0, 1)}, budget=6, n_initial=6,
+                        device="cpu", poll=0.02)
+    with pytest.raises(RuntimeError, match=r"only 1 of 6 simulator runs succeeded, an emulator needs 2"):
+        run(eng)
 
 
 def test_partial_failures_warn_and_runs_without_failures_do_not():

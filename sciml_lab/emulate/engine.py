@@ -11,6 +11,12 @@ normalised RMSE, 95 % coverage and NLL against the number of runs. A ``step`` wa
 at most ``poll`` seconds for simulator calls, so a slow simulator never blocks a
 stop request; the batch's refit happens in the step that collects its last run.
 
+Where the simulator fails, a classifier of run success over the inputs (fitted on
+every run) weighs the active learning away from the failing region; the result's
+``/failures`` group and its ``warnings`` say where runs failed. A job none of whose
+runs succeeds fails with the first error, after its budget or after the initial
+design and as many runs again, whichever comes first.
+
 With data instead of a simulator the engine fits once and validates.
 """
 
@@ -356,7 +362,7 @@ class EmulateEngine:
             return False
         if self.fitted_runs != self.n_runs and self._ok().sum() >= 2:
             return False  # the last batch still needs its fit
-        if self.n_runs and not self._ok().any():
+        if self.n_runs and self._ok().sum() < 2:
             return False  # step() goes on, or ends the job with the reason
         if self.n_runs >= self.budget:
             return True
@@ -379,11 +385,11 @@ class EmulateEngine:
             if self.data_mode:
                 self._refit()
                 return self._live_metrics()
+            self._fail_if_nothing_succeeds()  # in the step after the last run's metrics went out
             if not self.pending and self.n_runs < self.budget and (self.fitted_runs == self.n_runs or self.n_runs == 0
                                                                    or self._ok().sum() < 2):
                 self._submit_batch()
             self._collect()
-            self._fail_if_nothing_succeeds()
             if not self.pending and self.fitted_runs != self.n_runs and self._ok().sum() >= 2:
                 self._refit()
             if self.done():  # free the workers (processes stay alive otherwise); extend restarts them
@@ -393,21 +399,30 @@ class EmulateEngine:
             self.wall += time.perf_counter() - t0
 
     def _fail_if_nothing_succeeds(self) -> None:
-        """Raise once every run has failed and the budget is spent, or the initial design
-        and as many runs again have failed (no point paying for the rest)."""
-        if self.pending or self.n_runs == 0 or self._ok().any():
+        """Raise once the budget is spent with fewer than two successful runs (nothing
+        to fit), or as soon as the initial design and as many runs again have all
+        failed (no point paying for the rest)."""
+        n_ok = int(self._ok().sum())
+        if self.pending or self.n_runs == 0 or n_ok >= 2:
             return
-        if self.n_runs < min(self.budget, 2 * self.n_initial):
+        if self.n_runs < (self.budget if n_ok else min(self.budget, 2 * self.n_initial)):
             return
         self.simulator.shutdown()
+        first = self.errors[int(np.flatnonzero(self.status == 1)[0])]
+        if n_ok:
+            raise RuntimeError(f"only 1 of {self.n_runs} simulator runs succeeded, an emulator needs 2; "
+                               f"first error: {first}. Check the simulator and its bounds")
         early = "" if self.n_runs >= self.budget else (
             f" (stopped before the budget of {self.budget}: the initial design and as many runs again all failed)")
-        raise RuntimeError(f"all {self.n_runs} simulator runs failed; first error: {self.errors[0]}{early}. "
+        raise RuntimeError(f"all {self.n_runs} simulator runs failed; first error: {first}{early}. "
                            "Check the simulator on one input by hand, and its bounds")
 
     def warnings(self) -> list[str]:
         """What the result's user should know, in words and numbers: failed simulator
-        runs with where they failed. Also stored as JSON in the result's ``warnings`` attr.
+        runs with where they failed, and a validation error carried by a single run
+        (a sign that the simulator changes abruptly there, and that the error curve
+        moves with that run more than with the budget). Also stored as JSON in the
+        result's ``warnings`` attr.
 
         Example:
             >>> def sim(a):
@@ -433,7 +448,31 @@ class EmulateEngine:
                 if where:
                     words += f", failures where {', '.join(where)}"
             out.append(f"{words}; first error: {self.errors[int(failed[0])]}")
+        dominant = self._dominant_run()
+        if dominant is not None:
+            i, share = dominant
+            at = ", ".join(f"{k}={v:.3g}" for k, v in zip(self.inputs, self.X[i]))
+            out.append(f"one run carries {share:.0%} of the squared validation error (run {i}: {at}): the simulator "
+                       f"may change abruptly there; nrmse {self.metrics['nrmse']:.3g} (95% interval "
+                       f"{self.metrics['nrmse_low']:.3g}-{self.metrics['nrmse_high']:.3g})")
         return out
+
+    def _dominant_run(self, share: float = 0.5, min_runs: int = 20, min_nrmse: float = 0.01
+                      ) -> tuple[int, float] | None:
+        """The run and its share of the squared validation error when one run carries
+        more than ``share`` of it (with at least ``min_runs`` validated runs, and an
+        error worth a word: ``nrmse >= min_nrmse``; the last run of a box edge often
+        carries most of a negligible error)."""
+        if self.cv_mean.shape != self.Y.shape or not self.metrics or not self.metrics["nrmse"] >= min_nrmse:
+            return None
+        done = np.all(np.isfinite(self.cv_mean), 1) & np.all(np.isfinite(self.Y), 1)
+        if done.sum() < min_runs:
+            return None
+        sd = self.Y[done].std(0)
+        per_run = np.where(done, (((self.cv_mean - self.Y) / np.where(sd > 0, sd, 1.0)) ** 2).mean(1), 0.0)
+        i = int(np.argmax(per_run))
+        top = float(per_run[i] / per_run.sum()) if per_run.sum() > 0 else 0.0
+        return (i, top) if top > share else None
 
     def _failure_region(self) -> tuple[float, list[str]] | None:
         """The classifier's success share of the box and, per input, the ranges where
