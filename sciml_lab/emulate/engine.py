@@ -483,17 +483,12 @@ class EmulateEngine:
         where = []
         for i, k in enumerate(self.inputs):
             x, p = fs["value"].values[i], fs["p_success"].values[i]
-            low = p < 0.5
-            for lo, hi in _runs_of(low):
-                fmt = lambda v: f"{v:.3g}"  # noqa: E731
-                if lo == 0 and hi == len(x) - 1:
-                    where.append(f"{k} anywhere")
-                elif lo == 0:
-                    where.append(f"{k} < {fmt(0.5 * (x[hi] + x[hi + 1]))}")
-                elif hi == len(x) - 1:
-                    where.append(f"{k} > {fmt(0.5 * (x[lo - 1] + x[lo]))}")
-                else:
-                    where.append(f"{fmt(0.5 * (x[lo - 1] + x[lo]))} < {k} < {fmt(0.5 * (x[hi] + x[hi + 1]))}")
+            edges = np.concatenate([[x[0]], 0.5 * (x[1:] + x[:-1]), [x[-1]]])  # between grid points
+            for lo, hi in _runs_of(p < 0.5):
+                a, b = f"{edges[lo]:.3g}", f"{edges[hi + 1]:.3g}"
+                inner, upper = lo > 0, hi < len(x) - 1
+                where.append(f"{a} < {k} < {b}" if inner and upper else f"{k} > {a}" if inner
+                             else f"{k} < {b}" if upper else f"{k} anywhere")
         return float(fs.attrs["success_share"]), where
 
     def _live_metrics(self) -> dict[str, float]:
