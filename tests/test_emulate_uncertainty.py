@@ -98,7 +98,7 @@ def test_validation_stores_the_interval_and_the_plot_shows_it_as_a_band():
     from sciml_lab.emulate import EmulateEngine, plots
 
     eng = EmulateEngine(lambda a, b: math.sin(3 * a) + b * b, {"a": (0, 1), "b": (0, 1)}, budget=24, device="cpu",
-                        n_sobol=64, poll=0.02)
+                        n_sobol=64, poll=0.02, batch_size=6, model_options={"cv_folds": 0})
     while not eng.done():
         m = eng.step()
     v = eng.snapshot()["validation"]
