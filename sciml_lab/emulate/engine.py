@@ -413,7 +413,8 @@ class EmulateEngine:
             raise RuntimeError(f"only 1 of {self.n_runs} simulator runs succeeded, an emulator needs 2; "
                                f"first error: {first}. Check the simulator and its bounds")
         early = "" if self.n_runs >= self.budget else (
-            f" (stopped before the budget of {self.budget}: the initial design and as many runs again all failed)")
+            f" (stopped before the budget of {self.budget}: the initial design and at least as many runs again "
+            "all failed)")
         raise RuntimeError(f"all {self.n_runs} simulator runs failed; first error: {first}{early}. "
                            "Check the simulator on one input by hand, and its bounds")
 
