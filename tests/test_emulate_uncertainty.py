@@ -74,3 +74,60 @@ def test_sobol_intervals_from_sample_functions_widen_with_emulator_uncertainty()
         assert np.all(s["first_order_low"] <= truth) and np.all(truth <= s["first_order_high"])
         widths.append(float(np.mean(s["first_order_high"] - s["first_order_low"])))
     assert widths[0] > widths[1]
+
+
+def test_nrmse_interval_brackets_the_error_and_shows_a_single_run_dominating():
+    from sciml_lab.emulate.emulator import nrmse_interval
+
+    rng = np.random.default_rng(0)
+    y = rng.normal(size=(400, 2))
+    widths = []
+    for n in (40, 400):
+        e, lo, hi = nrmse_interval(y[:n], y[:n] + 0.1 * rng.normal(size=(n, 2)))
+        assert lo < e < hi and 0.07 < e < 0.13  # noise sd / output sd = 0.1, up to sampling
+        widths.append(hi - lo)
+    # the width of a mean of n squared errors shrinks like 1/sqrt(n): 10x the runs, ~3x narrower
+    assert widths[1] < 0.5 * widths[0]
+    pred = y[:40] + 0.01
+    pred[3] += 3.0  # one run carries nearly all the error: a factor of several between the ends
+    e, lo, hi = nrmse_interval(y[:40], pred)
+    assert hi / max(lo, 1e-12) > 5 and lo < e < hi
+
+
+def test_validation_stores_the_interval_and_the_plot_shows_it_as_a_band():
+    from sciml_lab.emulate import EmulateEngine, plots
+
+    eng = EmulateEngine(lambda a, b: math.sin(3 * a) + b * b, {"a": (0, 1), "b": (0, 1)}, budget=24, device="cpu",
+                        n_sobol=64, poll=0.02, batch_size=6, model_options={"cv_folds": 0})
+    while not eng.done():
+        m = eng.step()
+    v = eng.snapshot()["validation"]
+    assert v["nrmse_low"].dims == ("budget",) and v.sizes["budget"] >= 2
+    assert np.all(v["nrmse_low"].values <= v["nrmse"].values) and np.all(v["nrmse"].values <= v["nrmse_high"].values)
+    assert m["nrmse_low"] == float(v["nrmse_low"][-1]) and m["nrmse_high"] == float(v["nrmse_high"][-1])
+    fig = plots.convergence(eng.snapshot()).children[0]
+    assert [type(r.glyph).__name__ for r in fig.renderers][0] == "VArea"
+    # a checkpoint from before the interval columns still loads, with NaN intervals
+    state = eng.state_dict()
+    state["validation_rows"] = state["validation_rows"][:, :10]
+    again = EmulateEngine(lambda a, b: math.sin(3 * a) + b * b, {"a": (0, 1), "b": (0, 1)}, budget=24, device="cpu")
+    again.load_state_dict(state)
+    v2 = again.snapshot()["validation"]
+    assert np.isnan(v2["nrmse_low"].values).all() and np.allclose(v2["nrmse"].values, v["nrmse"].values)
+
+
+def test_a_run_that_carries_most_of_the_validation_error_is_a_warning():
+    from sciml_lab.emulate import EmulateEngine
+
+    x = np.linspace(0, 1, 30)[:, None]
+    y = np.sin(3 * x)
+    y[7] += 1.0  # an abrupt change at one run: its LOO error dwarfs the rest
+    eng = EmulateEngine(data=(x, y), device="cpu", n_sobol=64)
+    while not eng.done():
+        eng.step()
+    (w,) = eng.warnings()
+    assert w.startswith("one run carries") and "(run 7: x0=0.241)" in w and "95% interval" in w
+    smooth = EmulateEngine(data=(x, np.sin(3 * x)), device="cpu", n_sobol=64)
+    while not smooth.done():
+        smooth.step()
+    assert smooth.warnings() == []

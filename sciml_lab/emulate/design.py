@@ -124,7 +124,9 @@ def integrated_variance(model: torch.nn.Module, reference: torch.Tensor) -> torc
 
 
 def select_batch(model: torch.nn.Module, x_train: torch.Tensor, cand: torch.Tensor, size: int,
-                 acquisition: str = "variance", reference: torch.Tensor | None = None) -> np.ndarray:
+                 acquisition: str = "variance", reference: torch.Tensor | None = None,
+                 success: torch.Tensor | None = None, reference_success: torch.Tensor | None = None,
+                 seen: torch.Tensor | None = None) -> np.ndarray:
     """Greedy batch of candidates where the emulator is least certain.
 
     ``acquisition="variance"``: each pick maximises the predictive variance (summed
@@ -140,6 +142,19 @@ def select_batch(model: torch.nn.Module, x_train: torch.Tensor, cand: torch.Tens
     other models (the deep ensemble) only ``"variance"`` applies, and a minimum
     distance between picks, half the typical spacing of the design, spreads them.
 
+    Where the simulator fails in part of the box, ``success`` (the probability that a
+    run at each candidate succeeds) multiplies each candidate's score (the expected
+    gain of a run that may fail; for ``"ivr"`` the reference points are weighted by
+    ``reference_success`` too, since variance where no run can succeed cannot be
+    reduced). Candidates below an even chance of success are left out while any
+    candidate has one: where the emulator has no data the variance can be orders of
+    magnitude above the rest, more than a small probability can offset.
+
+    ``seen`` are points whose outcome the batch need not learn though the model was
+    not fitted on them: runs that failed (running beside them again teaches nothing)
+    and the batch's own space-filling points. The GP's variance is conditioned on
+    them as if they had been observed; for other models they count in the spacing.
+
     Arguments:
         model: the fitted model, called on unit-cube points, returning ``(mean, var)``.
         x_train: the points already run ``(n, d)`` (unit cube).
@@ -147,6 +162,9 @@ def select_batch(model: torch.nn.Module, x_train: torch.Tensor, cand: torch.Tens
         size: number of points to pick.
         acquisition: ``"variance"`` or ``"ivr"``.
         reference: points ``(R, d)`` the variance is integrated over (``"ivr"``).
+        success: probability of success per candidate ``(M,)`` (default: 1).
+        reference_success: probability of success per reference point ``(R,)``.
+        seen: points ``(F, d)`` (unit cube) treated as already run.
 
     Example:
         >>> from sciml_lab.emulate.gp import ExactGP
@@ -162,36 +180,56 @@ def select_batch(model: torch.nn.Module, x_train: torch.Tensor, cand: torch.Tens
     if acquisition == "ivr" and not isinstance(model, ExactGP):
         raise ValueError(f"acquisition: 'ivr' needs a GP model, got {type(model).__name__}; use 'variance'")
     size = min(int(size), len(cand))
+    n_cand = len(cand)
     picks: list[int] = []
     with torch.no_grad():
         if isinstance(model, ExactGP):
             cand = cand.to(model.x_train)
+            if seen is not None and len(seen):  # conditioned on first, never picked
+                cand = torch.cat([cand, seen.to(cand)])
             fantasy = _Fantasy(model, cand)
             if acquisition == "ivr":
-                ref = cand if reference is None else reference.to(cand)
+                ref = cand[:n_cand] if reference is None else reference.to(cand)
                 cov_rc = fantasy.cross(ref, fantasy.whiten(ref))  # (m, R, M)
                 # each output counts alike: weight by its current integrated variance
                 weight = 1.0 / model(ref)[1].mean(0).clamp_min(1e-30)[:, None]  # (m, 1)
+                if reference_success is not None or (reference is None and success is not None):
+                    ref_w = (success if reference is None else reference_success).to(cand)
+                    cov_rc = cov_rc * ref_w.sqrt()[None, :, None]  # gain sums ref_w * cov^2
             else:
-                scale = fantasy.var.max(1, keepdim=True).values.clamp_min(1e-30)
+                scale = fantasy.var[:, :n_cand].max(1, keepdim=True).values.clamp_min(1e-30)
+
+            def condition_on(j: int) -> None:
+                u, root = fantasy.condition_on(j)
+                if acquisition == "ivr":
+                    cov_rc.sub_((cov_rc[:, :, j] / root)[:, :, None] * u[:, None, :])  # (m, R) x (m, M)
+
+            for j in range(n_cand, len(cand)):
+                condition_on(j)
+            p_ok = None if success is None else success.to(cand)
             for _ in range(size):
                 if acquisition == "ivr":
                     gain = (cov_rc * cov_rc).sum(1) / (fantasy.var + fantasy.noise)  # (m, M)
-                    score = (weight * gain).sum(0)
+                    score = (weight * gain).sum(0)[:n_cand]
                 else:
-                    score = (fantasy.var / scale).sum(0)
+                    score = (fantasy.var / scale).sum(0)[:n_cand]
+                if p_ok is not None:
+                    score = score * p_ok
+                    if bool((p_ok >= 0.5).any()):
+                        score[p_ok < 0.5] = -np.inf
                 if picks:
                     score[picks] = -np.inf
                 j = int(score.argmax())
                 picks.append(j)
-                u, root = fantasy.condition_on(j)
-                if acquisition == "ivr":
-                    u_ref = cov_rc[:, :, j] / root  # (m, R)
-                    cov_rc -= u_ref[:, :, None] * u[:, None, :]
+                condition_on(j)
         else:
             x_train = x_train.to(cand)
+            if seen is not None and len(seen):
+                x_train = torch.cat([x_train, seen.to(cand)])
             _, var = model(cand.to(next(model.parameters())))
             score = var.to(cand).sum(1).clone()
+            if success is not None:
+                score = score * success.to(score)
             spacing = 0.5 * float(len(x_train) + size) ** (-1.0 / cand.shape[1])
             chosen = torch.zeros(0, cand.shape[1], dtype=cand.dtype)
             for _ in range(size):

@@ -11,6 +11,12 @@ normalised RMSE, 95 % coverage and NLL against the number of runs. A ``step`` wa
 at most ``poll`` seconds for simulator calls, so a slow simulator never blocks a
 stop request; the batch's refit happens in the step that collects its last run.
 
+Where the simulator fails, a classifier of run success over the inputs (fitted on
+every run) weighs the active learning away from the failing region; the result's
+``/failures`` group and its ``warnings`` say where runs failed. A job none of whose
+runs succeeds fails with the first error, after its budget or after the initial
+design and as many runs again, whichever comes first.
+
 With data instead of a simulator the engine fits once and validates.
 """
 
@@ -30,14 +36,17 @@ from ..device import resolve_device
 from ..runtime.engine import Badge, Chart, MonitorSpec, badge_targets, parse_criteria, register_engine
 from .design import DESIGNS, candidates, initial_design, select_batch
 from .emulator import Emulator, OutputLayout, small_problem_threads
+from .feasibility import SuccessClassifier
 from .sensitivity import sobol_indices
 from .simulator import Simulator, SimulatorRun, check_pool, check_timeout, describe_error
 
 __all__ = ["EmulateEngine", "METRICS", "parse_bounds_spec", "table_from_data"]
 
-METRICS = ("runs", "failed", "nrmse", "coverage", "nll", "raw_coverage", "calibration_scale", "fit_time")
+METRICS = ("runs", "failed", "nrmse", "nrmse_low", "nrmse_high", "coverage", "nll", "raw_coverage",
+           "calibration_scale", "fit_time")
+# new columns go last: a checkpoint written before them is padded with NaN on load
 _VALIDATION_VARS = ("runs", "n_train", "failed", "nrmse", "coverage", "nll", "raw_coverage", "calibration_scale",
-                    "fit_time", "wall_time")
+                    "fit_time", "wall_time", "nrmse_low", "nrmse_high")
 _RESERVED = {"inputs", "failed", "error", "batch", "attempts", "run", "input"}
 
 
@@ -46,7 +55,7 @@ def _monitor(until: str | None) -> MonitorSpec:
     nrmse_badge, coverage_badge = targets["nrmse"], targets["coverage"]
     return MonitorSpec(
         charts=(
-            Chart("error vs runs", ("nrmse",), log_y=True, x="runs"),
+            Chart("error vs runs", ("nrmse", "nrmse_low", "nrmse_high"), log_y=True, x="runs"),
             Chart("95% coverage", ("coverage", "raw_coverage"), hlines=(0.95,), x="runs"),
             Chart("NLL per value", ("nll",), x="runs"),
             Chart("runs done / failed", ("runs", "failed")),
@@ -123,6 +132,17 @@ def table_from_data(data: Any, inputs: Sequence[str] | None, outputs: Sequence[s
     x = np.stack([np.asarray(data[k], dtype=float).reshape(-1) for k in inputs], 1)
     y = np.stack([np.asarray(data[k], dtype=float).reshape(-1) for k in outputs], 1)
     return x, y, list(inputs), [{"name": o} for o in outputs]
+
+
+def _runs_of(mask: np.ndarray) -> list[tuple[int, int]]:
+    """First and last index of each run of True in a 1-D mask.
+
+    Example:
+        >>> _runs_of(np.array([True, True, False, True]))
+        [(0, 1), (3, 3)]
+    """
+    edges = np.diff(np.concatenate([[0], mask.astype(int), [0]]))
+    return [(int(a), int(b) - 1) for a, b in zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1))]
 
 
 def _copy(a: np.ndarray) -> torch.Tensor:
@@ -279,6 +299,8 @@ class EmulateEngine:
         self.wall = 0.0
         self.note = ""
         self._sensitivity_cache: tuple[int, xr.Dataset] | None = None
+        self._classifier: tuple[int, SuccessClassifier] | None = None
+        self._failures_cache: tuple[int, xr.Dataset] | None = None
 
     # ------------------------------------------------------------------ helpers
     def _to_unit(self, x: np.ndarray) -> np.ndarray:
@@ -308,6 +330,16 @@ class EmulateEngine:
     def _ok(self) -> np.ndarray:
         return self.status == 0
 
+    def success_model(self) -> SuccessClassifier | None:
+        """The classifier of run success over the inputs (unit cube), fitted on every run
+        so far; ``None`` while no run has failed (or none has succeeded)."""
+        ok = self._ok()
+        if ok.all() or not ok.any():
+            return None
+        if self._classifier is None or self._classifier[0] != self.n_runs:
+            self._classifier = (self.n_runs, SuccessClassifier(seed=self.seed).fit(self.U, ok))
+        return self._classifier[1]
+
     def _choose_model(self) -> str:
         if self.model_requested != "auto":
             return self.model_requested
@@ -334,6 +366,8 @@ class EmulateEngine:
             return False
         if self.fitted_runs != self.n_runs and self._ok().sum() >= 2:
             return False  # the last batch still needs its fit
+        if self.n_runs and self._ok().sum() < 2:
+            return False  # step() goes on, or ends the job with the reason
         if self.n_runs >= self.budget:
             return True
         return bool(self.criteria) and bool(self.metrics) and all(c.met(self.metrics) for c in self.criteria)
@@ -355,6 +389,7 @@ class EmulateEngine:
             if self.data_mode:
                 self._refit()
                 return self._live_metrics()
+            self._fail_if_nothing_succeeds()  # in the step after the last run's metrics went out
             if not self.pending and self.n_runs < self.budget and (self.fitted_runs == self.n_runs or self.n_runs == 0
                                                                    or self._ok().sum() < 2):
                 self._submit_batch()
@@ -366,6 +401,100 @@ class EmulateEngine:
             return self._live_metrics()
         finally:
             self.wall += time.perf_counter() - t0
+
+    def _fail_if_nothing_succeeds(self) -> None:
+        """Raise once the budget is spent with fewer than two successful runs (nothing
+        to fit), or as soon as the initial design and as many runs again have all
+        failed (no point paying for the rest)."""
+        n_ok = int(self._ok().sum())
+        if self.pending or self.n_runs == 0 or n_ok >= 2:
+            return
+        if self.n_runs < (self.budget if n_ok else min(self.budget, 2 * self.n_initial)):
+            return
+        self.simulator.shutdown()
+        first = self.errors[int(np.flatnonzero(self.status == 1)[0])]
+        if n_ok:
+            raise RuntimeError(f"only 1 of {self.n_runs} simulator runs succeeded, an emulator needs 2; "
+                               f"first error: {first}. Check the simulator and its bounds")
+        early = "" if self.n_runs >= self.budget else (
+            f" (stopped before the budget of {self.budget}: the initial design and at least as many runs again "
+            "all failed)")
+        raise RuntimeError(f"all {self.n_runs} simulator runs failed; first error: {first}{early}. "
+                           "Check the simulator on one input by hand, and its bounds")
+
+    def warnings(self) -> list[str]:
+        """What the result's user should know, in words and numbers: failed simulator
+        runs with where they failed, and a validation error carried by a single run
+        (a sign that the simulator changes abruptly there, and that the error curve
+        moves with that run more than with the budget). Also stored as JSON in the
+        result's ``warnings`` attr.
+
+        Example:
+            >>> def sim(a):
+            ...     if a > 0.75:
+            ...         raise ValueError("diverged")
+            ...     return a * a
+            >>> eng = EmulateEngine(sim, {"a": (0, 1)}, budget=12, device="cpu", n_sobol=64, poll=0.05)
+            >>> while not eng.done(): m = eng.step()
+            >>> eng.warnings()[0].startswith(f"{eng.n_failed} of 12 simulator runs failed")
+            True
+        """
+        out = []
+        if self.n_failed:
+            failed = np.flatnonzero(self.status == 1)
+            adaptive = self.batch_of[failed] >= 1
+            words = f"{self.n_failed} of {self.n_runs} simulator runs failed"
+            if (self.batch_of >= 1).any():
+                words += f" ({int(adaptive.sum())} of the {int((self.batch_of >= 1).sum())} after the initial design)"
+            region = self._failure_region()
+            if region is not None:
+                share, where = region
+                words += f"; estimated success region: {share:.0%} of the input box"
+                if where:
+                    words += f", failures where {', '.join(where)}"
+            out.append(f"{words}; first error: {self.errors[int(failed[0])]}")
+        dominant = self._dominant_run()
+        if dominant is not None:
+            i, share = dominant
+            at = ", ".join(f"{k}={v:.3g}" for k, v in zip(self.inputs, self.X[i]))
+            out.append(f"one run carries {share:.0%} of the squared validation error (run {i}: {at}): the simulator "
+                       f"may change abruptly there; nrmse {self.metrics['nrmse']:.3g} (95% interval "
+                       f"{self.metrics['nrmse_low']:.3g}-{self.metrics['nrmse_high']:.3g})")
+        return out
+
+    def _dominant_run(self, share: float = 0.5, min_runs: int = 20, min_nrmse: float = 0.01
+                      ) -> tuple[int, float] | None:
+        """The run and its share of the squared validation error when one run carries
+        more than ``share`` of it (with at least ``min_runs`` validated runs, and an
+        error worth a word: ``nrmse >= min_nrmse``; the last run of a box edge often
+        carries most of a negligible error)."""
+        if self.cv_mean.shape != self.Y.shape or not self.metrics or not self.metrics["nrmse"] >= min_nrmse:
+            return None
+        done = np.all(np.isfinite(self.cv_mean), 1) & np.all(np.isfinite(self.Y), 1)
+        if done.sum() < min_runs:
+            return None
+        sd = self.Y[done].std(0)
+        per_run = np.where(done, (((self.cv_mean - self.Y) / np.where(sd > 0, sd, 1.0)) ** 2).mean(1), 0.0)
+        i = int(np.argmax(per_run))
+        top = float(per_run[i] / per_run.sum()) if per_run.sum() > 0 else 0.0
+        return (i, top) if top > share else None
+
+    def _failure_region(self) -> tuple[float, list[str]] | None:
+        """The classifier's success share of the box and, per input, the ranges where
+        success is less likely than not (averaged over the other inputs)."""
+        fs = self._failures_dataset()
+        if fs is None or "p_success" not in fs:
+            return None
+        where = []
+        for i, k in enumerate(self.inputs):
+            x, p = fs["value"].values[i], fs["p_success"].values[i]
+            edges = np.concatenate([[x[0]], 0.5 * (x[1:] + x[:-1]), [x[-1]]])  # between grid points
+            for lo, hi in _runs_of(p < 0.5):
+                a, b = f"{edges[lo]:.3g}", f"{edges[hi + 1]:.3g}"
+                inner, upper = lo > 0, hi < len(x) - 1
+                where.append(f"{a} < {k} < {b}" if inner and upper else f"{k} > {a}" if inner
+                             else f"{k} < {b}" if upper else f"{k} anywhere")
+        return float(fs.attrs["success_share"]), where
 
     def _live_metrics(self) -> dict[str, float]:
         out = {k: math.nan for k in METRICS}
@@ -403,13 +532,17 @@ class EmulateEngine:
         design (so a model whose hyper-parameters are wrong, an input wrongly judged
         inactive say, cannot steer every new run away from where it is wrong), the
         rest goes where the emulator is least certain (``"variance"``) or where a run
-        most lowers its variance integrated over the box (``"ivr"``, GP only)."""
+        most lowers its variance integrated over the box (``"ivr"``, GP only).
+
+        Once a run has failed, the acquisition is weighted by the probability of
+        success of :meth:`success_model` and conditioned on the failed points, so the
+        batch avoids the region where the simulator fails."""
         n_explore = int(math.ceil(self.explore * n)) if n > 1 else 0
-        u_explore = initial_design(n_explore, d, "sobol", seed=self.seed, start=self.n_space_filling)
-        self.n_space_filling += n_explore
+        clf = self.success_model()
+        u_explore = self._space_filling(n_explore, clf, seed)
         m = max(1024, min(256 * d, 4096))
         cand = torch.as_tensor(candidates(m, d, seed), dtype=torch.float64)
-        x_train = torch.as_tensor(np.concatenate([self.U[self._ok()], u_explore]), dtype=torch.float64)
+        x_train = torch.as_tensor(self.U[self._ok()], dtype=torch.float64)
         acquisition, reference = "variance", None
         if self.acquisition == "ivr" and self.emulator.model_kind == "gp":
             # the integral runs over an independent Sobol' cloud; its size keeps the
@@ -418,8 +551,37 @@ class EmulateEngine:
             n_ref = int(min(1024, max(128, 3.2e7 // (n_latent * m))))
             acquisition = "ivr"
             reference = torch.as_tensor(candidates(n_ref, d, seed + 7919), dtype=torch.float64)
+        feasibility: dict[str, Any] = {}
+        if clf is not None:
+            feasibility["success"] = torch.as_tensor(clf.predict(cand.numpy()))
+            if reference is not None:
+                feasibility["reference_success"] = torch.as_tensor(clf.predict(reference.numpy()))
+        seen = torch.as_tensor(np.concatenate([self.U[self.status == 1], u_explore]), dtype=torch.float64)
         return np.concatenate([u_explore, select_batch(self.emulator.model, x_train, cand, n - n_explore,
-                                                       acquisition=acquisition, reference=reference)])
+                                                       acquisition=acquisition, reference=reference, seen=seen,
+                                                       **feasibility)])
+
+    def _space_filling(self, n: int, clf: SuccessClassifier | None, seed: int) -> np.ndarray:
+        """The next ``n`` points of the space-filling sequence; once runs have failed,
+        each is kept with its probability of success (a seeded draw), so the share
+        thins out where the simulator fails without ever leaving a region for good."""
+        d = len(self.inputs)
+        if clf is None or n == 0:
+            u = initial_design(n, d, "sobol", seed=self.seed, start=self.n_space_filling)
+            self.n_space_filling += n
+            return u
+        rng = np.random.default_rng(seed)
+        kept: list[np.ndarray] = []
+        for _ in range(64):  # at most 64 n points looked at: then the rest are taken as they come
+            u = initial_design(n, d, "sobol", seed=self.seed, start=self.n_space_filling)
+            self.n_space_filling += n
+            keep = rng.uniform(size=n) < clf.predict(u)
+            kept.extend(u[keep])
+            if len(kept) >= n:
+                break
+        else:
+            kept.extend(u)
+        return np.array(kept[:n]).reshape(n, d)
 
     def _collect(self) -> None:
         if not self.pending:
@@ -512,10 +674,12 @@ class EmulateEngine:
         else:
             self.note = ""
         self.fitted_runs = self.n_runs
-        self.metrics = {"nrmse": m["nrmse"], "coverage": m["coverage"], "nll": m["nll"],
-                        "raw_coverage": m["raw_coverage"], "calibration_scale": m["scale"], "fit_time": fit_time}
+        self.metrics = {"nrmse": m["nrmse"], "nrmse_low": m["nrmse_low"], "nrmse_high": m["nrmse_high"],
+                        "coverage": m["coverage"], "nll": m["nll"], "raw_coverage": m["raw_coverage"],
+                        "calibration_scale": m["scale"], "fit_time": fit_time}
         self.validation_rows.append([self.n_runs, int(ok.sum()), self.n_failed, m["nrmse"], m["coverage"], m["nll"],
-                                     m["raw_coverage"], m["scale"], fit_time, self.wall + fit_time])
+                                     m["raw_coverage"], m["scale"], fit_time, self.wall + fit_time,
+                                     m["nrmse_low"], m["nrmse_high"]])
         self._sensitivity_cache = None
 
     # ------------------------------------------------------------------ result
@@ -557,11 +721,49 @@ class EmulateEngine:
                         coords={"budget": rows[:, 0].astype(int)})
         ds["budget"].attrs["long_name"] = "simulator runs (including failed ones)"
         ds["nrmse"].attrs["long_name"] = "normalised RMSE (RMSE / std of the outputs)"
+        for k, side in (("nrmse_low", "lower"), ("nrmse_high", "upper")):
+            ds[k].attrs["long_name"] = f"{side} end of the 95% bootstrap interval of nrmse (resampled validation runs)"
         ds["coverage"].attrs["long_name"] = "95% predictive interval coverage (after recalibration, cross-fitted)"
         ds["nll"].attrs["long_name"] = "Gaussian negative log-likelihood per value (in output std units)"
         ds["fit_time"].attrs["units"] = ds["wall_time"].attrs["units"] = "s"
         ds.attrs["method"] = (getattr(self.emulator, "validation_method", "exact leave-one-out cross-validation")
                               if self.model == "gp" else "held-out runs (every fifth run)")
+        return ds
+
+    def _failures_dataset(self) -> xr.Dataset | None:
+        """The failed runs (inputs, error) and the success classifier's probability per
+        input, averaged over the others (``None`` while no run has failed)."""
+        if not self.n_failed:
+            return None
+        cache = self._failures_cache
+        if cache is not None and cache[0] == self.n_runs:
+            return cache[1]
+        failed = np.flatnonzero(self.status == 1)
+        ds = xr.Dataset({"inputs": (("failure", "input"), self.X[failed]),
+                         "run": ("failure", failed),
+                         "error": ("failure", np.array([self.errors[i] for i in failed], dtype=str))},
+                        coords={"input": self.inputs})
+        ds["inputs"].attrs["long_name"] = "inputs of the failed runs (user units)"
+        ds["error"].attrs["long_name"] = "error of the last attempt"
+        ds.attrs.update(n_failed=int(self.n_failed), n_runs=int(self.n_runs))
+        clf = self.success_model()
+        if clf is not None:
+            d = len(self.inputs)
+            grid, p = clf.marginals(d, n_grid=41, seed=self.seed)
+            u = np.full((d, len(grid), d), 0.5)
+            u[np.arange(d), :, np.arange(d)] = grid
+            value = self._from_unit(u.reshape(-1, d)).reshape(d, len(grid), d)[np.arange(d), :, np.arange(d)]
+            ds["p_success"] = (("input", "grid"), p)
+            ds["p_success"].attrs["long_name"] = "probability that a run succeeds, averaged over the other inputs"
+            ds = ds.assign_coords(value=(("input", "grid"), value))
+            cloud = candidates(4096, d, self.seed + 104729)
+            ds.attrs.update(
+                success_share=float(clf.predict(cloud).mean()),
+                method=("Gaussian-process classifier (Matérn-5/2, ARD, Laplace approximation, probit predictive) "
+                        "fitted on the success of every run; it weighs the active learning"),
+                lengthscale=json.dumps(dict(zip(self.inputs, clf.lengthscale.round(4).tolist()))),
+            )
+        self._failures_cache = (self.n_runs, ds)
         return ds
 
     def _predict_unit_np(self, u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -670,6 +872,9 @@ class EmulateEngine:
 
     def snapshot(self) -> xr.DataTree:
         groups: dict[str, xr.Dataset] = {"/design": self._design_dataset(), "/validation": self._validation_dataset()}
+        failures_ds = self._failures_dataset()
+        if failures_ds is not None:
+            groups["/failures"] = failures_ds
         if self.emulator is not None and self.emulator.model is not None and self.fitted_runs >= 0:
             with small_problem_threads(self.n_runs if self.emulator.device.type == "cpu" else 10 ** 9):
                 groups["/sensitivity"] = self._sensitivity_dataset()
@@ -682,6 +887,7 @@ class EmulateEngine:
             bounds=json.dumps(self.bounds), log_inputs=json.dumps(self.log_inputs),
             model=self.model or self._choose_model(), budget=int(self.budget), n_runs=int(self.n_runs),
             n_failed=int(self.n_failed), failures=json.dumps(failures), note=self.note,
+            warnings=json.dumps(self.warnings()),
             calibration_scale=float(self.emulator.scale) if self.emulator is not None else 1.0,
             emulator_config=json.dumps(self.emulator.config()) if self.emulator is not None else "",
         )
@@ -720,7 +926,10 @@ class EmulateEngine:
         self.n_batches, self.budget = int(state["n_batches"]), int(state["budget"])
         self.n_space_filling = int(state["n_space_filling"])
         self.layout = OutputLayout(json.loads(state["layout"])) if state["layout"] else None
-        self.validation_rows = state["validation_rows"].tolist()
+        rows = state["validation_rows"]
+        missing = len(_VALIDATION_VARS) - rows.shape[1]  # a checkpoint from before the interval columns
+        self.validation_rows = torch.cat([rows, torch.full((len(rows), missing), math.nan, dtype=rows.dtype)],
+                                         1).tolist()
         self.metrics = {k: float(v) for k, v in state["metrics"].items()}
         self.cv_mean, self.cv_std = state["cv_mean"].numpy(), state["cv_std"].numpy()
         self.fitted_runs, self.wall, self.note = int(state["fitted_runs"]), float(state["wall"]), str(state["note"])
@@ -733,6 +942,7 @@ class EmulateEngine:
             if self.emulator.model_kind == "gp":
                 self.emulator._train_y = torch.as_tensor(self.Y[self._ok() & np.all(np.isfinite(self.Y), 1)])
         self._sensitivity_cache = None
+        self._classifier = self._failures_cache = None
 
     def config(self) -> dict[str, Any]:
         cfg = {

@@ -109,6 +109,10 @@ def convergence(tree: xr.DataTree, width: int = 360, height: int = 240):
                 x_axis_label="simulator runs", y_axis_label="NRMSE")
     e = v["nrmse"].values
     ok = np.isfinite(e) & (e > 0)
+    if "nrmse_low" in v:  # the 95 % bootstrap interval: a bump inside it is noise
+        lo, hi = v["nrmse_low"].values, v["nrmse_high"].values
+        band = ok & np.isfinite(lo) & np.isfinite(hi) & (lo > 0)
+        p1.varea(runs[band], lo[band], hi[band], fill_alpha=0.2, fill_color=_PALETTE[0])
     p1.line(runs[ok], e[ok], line_width=2, color=_PALETTE[0])
     p1.scatter(runs[ok], e[ok], size=5, color=_PALETTE[0])
     p2 = figure(width=width, height=height, title="95% coverage", toolbar_location=None, y_range=(0, 1.05),
