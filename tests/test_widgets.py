@@ -184,3 +184,31 @@ def test_emulator_live_slice_with_band_reaches_the_monitor(runs, sent):
     # the slice is the function at b = 0 (the box centre), within the emulator's own band (+ a small slack)
     truth = np.sin(3 * np.array(plot["x"]))
     assert np.mean((truth >= lo - 0.02) & (truth <= hi + 0.02)) >= 0.9
+
+
+def test_a_reopened_run_keeps_its_chart_titles_and_until_targets(runs, sent):
+    # flow-MCMC reopened without its log_prob has no engine: the charts' titles, log scale and
+    # reference line and the run's own targets must still reach the monitor
+    import sciml_lab
+    from sciml_lab.flowmc import sample
+
+    until = "rhat<1.005 ess>50000"
+    job = sample(lambda x: -0.5 * (x ** 2).sum(1), dim=2, n_chains=16, n_training_loops=1, n_loops=1,
+                 n_local_steps=5, n_global_steps=5, n_epochs=1, device="cpu", until=until, name="reopen")
+    assert job.wait(120) in ("done", "stopped")
+    live = Monitor(job).spec
+    from sciml_lab.runtime.job import _JOBS  # forget the kernel's job so that open() reads the folder
+
+    _JOBS.pop(job.name, None)
+    again = sciml_lab.open(job.store.path)
+    assert again.engine is None, "reopened without log_prob: no engine"
+    spec = Monitor(again).spec
+    assert [c["title"] for c in spec["charts"]] == [c["title"] for c in live["charts"]]
+    assert "smallest bulk ESS" in [c["title"] for c in spec["charts"]]
+    ess_chart = next(c for c in spec["charts"] if c["series"] == ["ess"])
+    assert ess_chart["log_y"] is True
+    assert next(c for c in spec["charts"] if c["series"] == ["rhat"])["hlines"] == [1.01]
+    assert spec["until"] == [{"metric": "rhat", "op": "<", "value": 1.005},
+                             {"metric": "ess", "op": ">", "value": 50000.0}]
+    assert {b["metric"]: b["value"] for b in spec["badges"]} == {"rhat": 1.005, "ess": 50000.0}
+    assert spec["badges"] == live["badges"] and spec["until"] == live["until"]
