@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import math
+import re
 import shlex
 from typing import Any, Callable
 
@@ -392,10 +393,27 @@ def sciml(line: str = "", cell: str | None = None):
         return None
     try:
         return cmd.run(args, cell, shell)
-    except (ValueError, KeyError) as exc:
-        # the Python APIs raise ValueError/KeyError naming the argument: show it as a usage error
+    except (ValueError, KeyError, TypeError) as exc:
+        # the Python APIs raise ValueError/KeyError/TypeError naming the argument: show it as a
+        # usage error; an error raised inside the user's own code keeps its traceback
+        if _raised_in_user_code(exc):
+            raise
         msg = exc.args[0] if exc.args else str(exc)
         raise UsageError(f"%sciml {cmd.name}: {msg}") from None
+
+
+_CELL_FILE = re.compile(r"^<(%%sciml|ipython-input|cell)|ipykernel_\d+[/\\]\d+\.py$")
+
+
+def _raised_in_user_code(exc: BaseException) -> bool:
+    """Whether the traceback passes through code of a notebook cell (a function the user
+    defined there, or a ``%%sciml`` cell body): such an error is the user's to debug."""
+    tb = exc.__traceback__
+    while tb is not None:
+        if _CELL_FILE.search(tb.tb_frame.f_code.co_filename):
+            return True
+        tb = tb.tb_next
+    return False
 
 
 def _refresh_doc() -> None:
