@@ -450,7 +450,8 @@ def _register_builtin_launchers() -> None:
 
 
 def load_ipython_extension(ipython) -> None:
-    """Register ``%sciml``/``%%sciml`` and show Jobs as their live monitor."""
+    """Register ``%sciml``/``%%sciml``, show Jobs as their live monitor and Bokeh views
+    inline (BokehJS from the installed package, in JupyterLab's theme)."""
     _register_builtin_launchers()
     ipython.register_magic_function(sciml, magic_kind="line_cell", magic_name="sciml")
     from .runtime import Job
@@ -459,7 +460,15 @@ def load_ipython_extension(ipython) -> None:
         _display_monitor(job)
         return True
 
-    ipython.display_formatter.ipython_display_formatter.for_type(Job, _show)
+    def _show_view(view):  # a Bokeh view as a cell's value: inline, offline, themed
+        from .plots import show
+
+        show(view)
+        return True
+
+    formatter = ipython.display_formatter.ipython_display_formatter
+    formatter.for_type(Job, _show)
+    formatter.for_type_by_name("bokeh.models.layouts", "LayoutDOM", _show_view)
 
 
 def unload_ipython_extension(ipython) -> None:
