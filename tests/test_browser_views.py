@@ -5,7 +5,8 @@ One JupyterLab server and one headless Chromium whose every request to a host ot
 emulator and symbolic-regression job and leaves each engine's views as cell values (the
 display path of ``%load_ext sciml_lab``). The test checks from the DOM that every view
 draws (coloured pixels in its Bokeh canvases), that no console message reports BokehJS
-missing, that nothing but loopback was requested, and that the views follow JupyterLab's
+missing, that nothing but loopback was requested, that the live monitor of a run with an
+``--until`` target shows an ETA from the target's trend, and that the views follow JupyterLab's
 theme: light backgrounds in the light theme, dark ones after switching to the dark theme
 (without re-running anything). Screenshots of each engine's views in both themes go to
 ``test-artifacts/`` (git-ignored).
@@ -36,6 +37,11 @@ NOTEBOOK = [
     "emu = emulate.fit(lambda a, b: np.sin(3 * a) + 0.1 * b, {'a': (0, 1), 'b': (-1, 1)}, budget=16, device='cpu',\n"
     "                  n_sobol=256, store=False, name='emu')\n"
     "rng = np.random.default_rng(0); X = rng.uniform(1, 3, size=(60, 2))\n"
+    # a run whose --until target is reached long before its loop cap: the monitor's ETA
+    "live = flowmc.sample(lambda x: -0.5 * (x ** 2).sum(1), dim=2, n_chains=16, n_training_loops=2, n_loops=2000,\n"
+    "                     n_local_steps=10, n_global_steps=10, n_epochs=1, device='cpu', store=False,\n"
+    "                     until='ess>100000', name='live')\n"
+    "display(live)\n"
     "law = symreg.fit(X, 2.5 * X[:, 0] * X[:, 1], iterations=20, device='cpu', store=False, name='law')\n"
     "print([j.wait(120) for j in (post, emu, law)])",
     # each engine's views as a cell's value: a figure, then the tabbed view
@@ -79,6 +85,11 @@ JS_VIEWS = """() => {
 }"""
 
 
+# the live monitor's ETA: (kind, text) while its job runs
+JS_ETA = """() => Array.from(document.querySelectorAll('.sciml-monitor .sciml-stats'))
+  .filter((e) => e.dataset.eta).map((e) => [e.dataset.eta, e.textContent])"""
+
+
 def _luminance(rgb) -> float:
     r, g, b = rgb
     return 0.299 * r + 0.587 * g + 0.114 * b
@@ -115,11 +126,24 @@ def test_inline_views_render_offline_in_light_and_dark_themes(tmp_path, artifact
                 page.evaluate("() => { window.jupyterapp.shell.collapseLeft(); }")
                 page.evaluate("() => { window.jupyterapp.commands.execute('notebook:run-all-cells'); }")
                 try:
+                    etas = []
+
                     def drawn():
+                        etas.extend(page.evaluate(JS_ETA))
                         views = page.evaluate(JS_VIEWS)
                         cells = {v["cell"] for v in views if v["ink"] > 200}
                         return set(CELLS.values()) <= cells and views
                     _poll(drawn, 150, "every engine's view drawn", interval=0.5)
+                    # the live run: its ETA comes from the ESS trend, far below the loop cap's
+                    def approx():
+                        etas.extend(page.evaluate(JS_ETA))
+                        return any(k == "approx" for k, _ in etas)
+                    _poll(approx, 60, "an ETA from the --until trend", interval=0.25)
+                    text = next(t for k, t in etas if k == "approx")
+                    assert "ETA ≈ " in text and "at most " in text, text
+                    monitor = page.locator(".sciml-monitor").first
+                    monitor.screenshot(path=str(artifacts / "views-monitor-eta.png"))
+                    monitor.locator(".sciml-stop").click()
                     time.sleep(0.5)
                     results = {}
                     for theme in ("light", "dark"):

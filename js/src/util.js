@@ -94,18 +94,22 @@ export function formatTick(v) {
 // about 6.5 px wide), so that no label is cut.
 export function axisSize(labels) {
   const longest = Math.max(1, ...(labels || []).map((s) => String(s ?? "").length));
-  return Math.ceil(14 + 6.5 * longest);
+  return Math.ceil(18 + 7 * longest); // tick (10) + gap (5) + margin, then the text
 }
 
 // Seconds until one `until` criterion ({metric, op, value}) holds, from the trend of its
-// metric: a least-squares line through the last `window` finite points against wall
-// time, extrapolated to the target. 0 when it holds now; null when unknown (too few
-// points, or the metric is not moving toward its target).
+// metric: a least-squares line through its last `window` updates against wall time,
+// extrapolated to the target. A metric recomputed now and then (R-hat, ESS) repeats its
+// value in between: a run of equal values counts once, at the time it first appeared.
+// 0 when it holds now; null when unknown (too few updates, or not moving toward the target).
 export function criterionEta(c, wall, col, now, window = 8) {
   const pts = [];
-  for (let i = (col || []).length - 1; i >= 0 && pts.length < window; i--) {
+  for (let i = (col || []).length - 1; i >= 0; i--) {
     const v = col[i], t = wall[i];
-    if (v !== null && v !== undefined && Number.isFinite(v) && Number.isFinite(t)) pts.push([t, v]);
+    if (v === null || v === undefined || !Number.isFinite(v) || !Number.isFinite(t)) continue;
+    if (pts.length && pts[pts.length - 1][1] === v) pts[pts.length - 1][0] = t; // the same update, earlier
+    else if (pts.length === window) break;
+    else pts.push([t, v]);
   }
   if (!pts.length) return null;
   const latest = pts[0][1];

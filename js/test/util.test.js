@@ -101,6 +101,11 @@ test("criterionEta extrapolates the metric's trend to its target", () => {
   assert.equal(criterionEta({ metric: "m", op: ">", value: 3 }, flat.wall, flat.cols.m, 9), null);
   assert.equal(criterionEta({ metric: "m", op: ">", value: 3 }, [0, 1], [1, 2], 1), null);
   assert.equal(criterionEta({ metric: "m", op: ">", value: 3 }, [0, 1, 2, 3], [null, null, null, null], 3), null);
+  // a metric recomputed every 5 rows repeats its value in between: its trend is that of the
+  // updates (ESS 100 at t = 0, 200 at t = 5...), not flat
+  const stepped = series(40, { ess: (t) => 100 * (1 + Math.floor(t / 5)) });
+  const e = criterionEta({ metric: "ess", op: ">", value: 1200 }, stepped.wall, stepped.cols.ess, 39);
+  assert.ok(Math.abs(e - (55 - 39)) < 1e-9, e); // 1200 at t = 55
 });
 
 test("estimateEta takes the earlier of the until targets and the budget", () => {
