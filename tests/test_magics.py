@@ -130,6 +130,10 @@ def test_flowmc_magic_takes_vector_parameters_and_bounds(shell, runs, capsys):
     from sciml_lab.flowmc.magic import parse_bounds, parse_params
 
     assert parse_params("w:2x3 b") == {"w": (2, 3), "b": 1}
+    # how to say eta is a vector and tau > 0 is in the magic's own help
+    shell.run_cell("%sciml help flowmc")
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "NAME:N (vector)" in help_text and "'mu tau eta:8'" in help_text and "(tau > 0" in help_text
     assert parse_bounds("tau=0:inf s=-inf:2") == {"tau": (0.0, None), "s": (None, 2.0)}
 
 

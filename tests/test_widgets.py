@@ -212,3 +212,33 @@ def test_a_reopened_run_keeps_its_chart_titles_and_until_targets(runs, sent):
                              {"metric": "ess", "op": ">", "value": 50000.0}]
     assert {b["metric"]: b["value"] for b in spec["badges"]} == {"rhat": 1.005, "ess": 50000.0}
     assert spec["badges"] == live["badges"] and spec["until"] == live["until"]
+
+
+def test_inline_views_carry_bokehjs_and_the_theme_and_need_no_cdn(ipython_shell):
+    # a view left as a cell's value (after %load_ext sciml_lab) is shown with BokehJS from the
+    # installed package, sent once per kernel, and a theme callback; no CDN address anywhere
+    import bokeh
+    from bokeh.plotting import figure
+    from IPython.utils.capture import capture_output
+
+    import sciml_lab.plots as views
+    from bokeh.settings import settings
+
+    assert settings.resources() == "inline"  # bokeh.io.output_notebook() is offline too
+    views._LOADED = False
+    fig = figure(width=200, height=150, title="t")
+    fig.line([1, 2, 3], [1e-5, 1e-3, 1e-2])
+    with capture_output() as first:
+        ipython_shell.display_formatter.format(fig)
+    with capture_output() as second:
+        ipython_shell.display_formatter.format(figure(width=100, height=100))
+    out = [o.data for o in first.outputs]
+    js = "".join(d.get("application/javascript", "") for d in out)
+    html = "".join(d.get("text/html", "") for d in out)
+    assert bokeh.__version__ in js
+    assert len(js) > 1_000_000, "BokehJS itself travels with the notebook"
+    assert "cdn.bokeh.org" not in js + html
+    assert "sciml-bokeh" in html and "document_ready" in html and "jpThemeLight" in html
+    # the second view does not send BokehJS again
+    assert not any("application/javascript" in o.data for o in second.outputs)
+    assert any("sciml-bokeh" in o.data.get("text/html", "") for o in second.outputs)

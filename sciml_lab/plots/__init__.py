@@ -182,7 +182,7 @@ def show(obj: Any) -> None:
         >>> from sciml_lab.flowmc import plots  # doctest: +SKIP
         >>> show(plots.view(job.result))         # doctest: +SKIP
     """
-    from IPython.display import HTML, display
+    from IPython.display import publish_display_data
 
     load_bokehjs()
-    display(HTML(embed_html(obj)))
+    publish_display_data({"text/html": embed_html(obj), "text/plain": f"<Bokeh {type(obj).__name__}>"})
