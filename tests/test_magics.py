@@ -150,6 +150,10 @@ def test_flowmc_magic_mistakes_name_the_argument(shell, runs, capsys):
     assert "--bounds: 'tau=a:' has a bound that is not a number" in run_error(
         shell, f'{line} --params "mu tau eta:8" --bounds "tau=a:"', capsys)
     assert "%sciml flowmc --help" not in run_error(shell, f"{line} --bogus 1", capsys)
+    # the case of the report: eta read by log_prob but not declared (was "UsageError: %sciml flowmc: eta")
+    msg = run_error(shell, f'{line} --params "mu tau"', capsys)
+    assert msg.startswith("--params: log_prob reads the parameter 'eta', which is not declared"), msg
+    assert "--params 'mu tau eta:8'" in msg
 
 
 def test_an_unknown_keyword_is_a_usage_error_but_a_bug_in_user_code_keeps_its_traceback(shell, runs, capsys):

@@ -25,8 +25,8 @@ from typing import Any
 
 from IPython.core.error import UsageError
 
-from ..magics import add_launch_options, finish_launch, launch_kwargs, positive_int, register_command, \
-    resolve_object
+from ..magics import add_launch_options, finish_launch, launch_kwargs, positive_int, raised_in_user_code, \
+    register_command, resolve_object
 
 __all__ = ["parse_bounds", "parse_params"]
 
@@ -177,7 +177,18 @@ def _run(args: argparse.Namespace, cell: str | None, shell: Any):
     dim = objects.pop("dim", None) if args.dim is None else args.dim
     try:
         job = sample(log_prob, dim, **objects, **options, **launch_kwargs(args))
+    except KeyError as exc:
+        params = objects.get("params")
+        if not (raised_in_user_code(exc) and isinstance(params, (dict, list, tuple)) and exc.args
+                and exc.args[0] not in params):
+            raise
+        # the log-density reads a parameter that --params (or the cell's params) does not declare
+        raise UsageError(f"--params: {args.log_prob} reads the parameter {exc.args[0]!r}, which is not declared; "
+                         f"declared: {', '.join(map(str, params))} (a vector is NAME:SIZE, e.g. "
+                         f"--params '{' '.join(map(str, params))} {exc.args[0]}:8')") from None
     except (ValueError, TypeError) as exc:
+        if raised_in_user_code(exc):
+            raise  # a bug in the cell's own code: its traceback says where
         raise UsageError(f"%sciml flowmc: {exc}") from None
     return finish_launch(job, args, shell)
 
