@@ -242,3 +242,12 @@ def test_inline_views_carry_bokehjs_and_the_theme_and_need_no_cdn(ipython_shell)
     # the second view does not send BokehJS again
     assert not any("application/javascript" in o.data for o in second.outputs)
     assert any("sciml-bokeh" in o.data.get("text/html", "") for o in second.outputs)
+
+
+def test_views_module_examples_run():
+    import doctest
+
+    import sciml_lab.plots
+
+    result = doctest.testmod(sciml_lab.plots, optionflags=doctest.ELLIPSIS)
+    assert result.failed == 0 and result.attempted >= 3, result
