@@ -90,8 +90,8 @@ def _file(name: str) -> Path | str:
 def monitor_spec(job) -> dict[str, Any]:
     """What the monitor draws for ``job``: its engine's charts and badges, plus the
     ``until`` targets (the ETA extrapolates them). A run reopened without its engine
-    (e.g. flow-MCMC without ``log_prob``) gets them from the run's record or from its
-    engine kind, so its charts keep their titles, scales and reference lines.
+    (e.g. flow-MCMC without ``log_prob``) gets them from its engine kind and the targets
+    from its record, so its charts keep their titles, scales and reference lines.
 
     Example:
         >>> from sciml_lab.demo import estimate_pi
@@ -106,8 +106,6 @@ def monitor_spec(job) -> dict[str, Any]:
     until = getattr(engine, "until", None) if engine is not None else config.get("until")
     if engine is not None:
         spec = engine.monitor.to_json()
-    elif job.record.get("monitor"):
-        spec = dict(job.record["monitor"])
     else:
         try:
             spec = engine_class(job.kind).monitor.to_json()
