@@ -127,6 +127,11 @@ def follow_theme(obj: Any) -> Any:
 _LOADED = False
 
 
+# what the views need (plots, WebGL, tabs, tables): about 2 MB in the notebook, half of the
+# full bundle (MathJax for LaTeX labels is left out; bokeh.io.output_notebook() loads everything)
+_COMPONENTS = ("bokeh", "bokeh-gl", "bokeh-widgets", "bokeh-tables")
+
+
 def load_bokehjs(force: bool = False) -> None:
     """Send BokehJS, from the installed ``bokeh`` package, to the notebook page (once per
     kernel; ``force=True`` again, e.g. after the page was reloaded)."""
@@ -134,9 +139,9 @@ def load_bokehjs(force: bool = False) -> None:
     if _LOADED and not force:
         return
     from bokeh.io.notebook import load_notebook
-    from bokeh.resources import INLINE
+    from bokeh.resources import Resources
 
-    load_notebook(resources=INLINE, hide_banner=True)
+    load_notebook(resources=Resources(mode="inline", components=list(_COMPONENTS)), hide_banner=True)
     _LOADED = True
 
 
