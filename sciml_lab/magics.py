@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import math
+import re
 import shlex
 from typing import Any, Callable
 
@@ -32,7 +33,7 @@ from .runtime import FINAL_STATES, get_job, jobs
 
 __all__ = [
     "register_command", "add_launch_options", "launch_kwargs", "finish_launch", "positive_int",
-    "positive_float", "resolve_object", "SciMLParser", "load_ipython_extension",
+    "positive_float", "resolve_object", "raised_in_user_code", "SciMLParser", "load_ipython_extension",
 ]
 
 
@@ -396,10 +397,32 @@ def sciml(line: str = "", cell: str | None = None):
         return None
     try:
         return cmd.run(args, cell, shell)
-    except (ValueError, KeyError) as exc:
-        # the Python APIs raise ValueError/KeyError naming the argument: show it as a usage error
+    except (ValueError, KeyError, TypeError) as exc:
+        # the Python APIs raise ValueError/KeyError/TypeError naming the argument: show it as a
+        # usage error; an error raised inside the user's own code keeps its traceback
+        if raised_in_user_code(exc):
+            raise
         msg = exc.args[0] if exc.args else str(exc)
         raise UsageError(f"%sciml {cmd.name}: {msg}") from None
+
+
+_CELL_FILE = re.compile(r"^<(%%sciml|ipython-input|cell)|ipykernel_\d+[/\\]\d+\.py$")
+
+
+def raised_in_user_code(exc: BaseException) -> bool:
+    """Whether the traceback passes through code of a notebook cell (a function the user
+    defined there, or a ``%%sciml`` cell body): such an error is the user's to debug.
+
+    Example:
+        >>> raised_in_user_code(ValueError("raised here, in a module"))
+        False
+    """
+    tb = exc.__traceback__
+    while tb is not None:
+        if _CELL_FILE.search(tb.tb_frame.f_code.co_filename):
+            return True
+        tb = tb.tb_next
+    return False
 
 
 def _refresh_doc() -> None:
@@ -436,8 +459,11 @@ def _register_builtin_launchers() -> None:
 
 
 def load_ipython_extension(ipython) -> None:
-    """Register ``%sciml``/``%%sciml`` and show Jobs as their live monitor."""
+    """Register ``%sciml``/``%%sciml``, show Jobs as their live monitor and Bokeh views
+    inline (BokehJS from the installed package, in JupyterLab's theme)."""
     _register_builtin_launchers()
+    from . import plots  # noqa: F401 - from here on bokeh.io.output_notebook() loads BokehJS inline too
+
     ipython.register_magic_function(sciml, magic_kind="line_cell", magic_name="sciml")
     from .runtime import Job
 
@@ -445,7 +471,15 @@ def load_ipython_extension(ipython) -> None:
         _display_monitor(job)
         return True
 
-    ipython.display_formatter.ipython_display_formatter.for_type(Job, _show)
+    def _show_view(view):  # a Bokeh view as a cell's value: inline, offline, themed
+        from .plots import show
+
+        show(view)
+        return True
+
+    formatter = ipython.display_formatter.ipython_display_formatter
+    formatter.for_type(Job, _show)
+    formatter.for_type_by_name("bokeh.models.layouts", "LayoutDOM", _show_view)
 
 
 def unload_ipython_extension(ipython) -> None:

@@ -192,3 +192,70 @@ def test_emulator_live_slice_with_band_reaches_the_monitor(runs, sent):
     # the slice is the function at b = 0 (the box centre), within the emulator's own band (+ a small slack)
     truth = np.sin(3 * np.array(plot["x"]))
     assert np.mean((truth >= lo - 0.02) & (truth <= hi + 0.02)) >= 0.9
+
+
+def test_a_reopened_run_keeps_its_chart_titles_and_until_targets(runs, sent):
+    # flow-MCMC reopened without its log_prob has no engine: the charts' titles, log scale and
+    # reference line and the run's own targets must still reach the monitor
+    import sciml_lab
+    from sciml_lab.flowmc import sample
+
+    until = "rhat<1.005 ess>50000"
+    job = sample(lambda x: -0.5 * (x ** 2).sum(1), dim=2, n_chains=16, n_training_loops=1, n_loops=1,
+                 n_local_steps=5, n_global_steps=5, n_epochs=1, device="cpu", until=until, name="reopen")
+    assert job.wait(120) in ("done", "stopped")
+    live = Monitor(job).spec
+    from sciml_lab.runtime.job import _JOBS  # forget the kernel's job so that open() reads the folder
+
+    _JOBS.pop(job.name, None)
+    again = sciml_lab.open(job.store.path)
+    assert again.engine is None, "reopened without log_prob: no engine"
+    spec = Monitor(again).spec
+    assert [c["title"] for c in spec["charts"]] == [c["title"] for c in live["charts"]]
+    assert "smallest bulk ESS" in [c["title"] for c in spec["charts"]]
+    ess_chart = next(c for c in spec["charts"] if c["series"] == ["ess"])
+    assert ess_chart["log_y"] is True
+    assert next(c for c in spec["charts"] if c["series"] == ["rhat"])["hlines"] == [1.01]
+    assert spec["until"] == [{"metric": "rhat", "op": "<", "value": 1.005},
+                             {"metric": "ess", "op": ">", "value": 50000.0}]
+    assert {b["metric"]: b["value"] for b in spec["badges"]} == {"rhat": 1.005, "ess": 50000.0}
+    assert spec["badges"] == live["badges"] and spec["until"] == live["until"]
+
+
+def test_inline_views_carry_bokehjs_and_the_theme_and_need_no_cdn(ipython_shell):
+    # a view left as a cell's value (after %load_ext sciml_lab) is shown with BokehJS from the
+    # installed package, sent once per kernel, and a theme callback; no CDN address anywhere
+    import bokeh
+    from bokeh.plotting import figure
+    from IPython.utils.capture import capture_output
+
+    import sciml_lab.plots as views
+    from bokeh.settings import settings
+
+    assert settings.resources() == "inline"  # bokeh.io.output_notebook() is offline too
+    views._LOADED = False
+    fig = figure(width=200, height=150, title="t")
+    fig.line([1, 2, 3], [1e-5, 1e-3, 1e-2])
+    with capture_output() as first:
+        ipython_shell.display_formatter.format(fig)
+    with capture_output() as second:
+        ipython_shell.display_formatter.format(figure(width=100, height=100))
+    out = [o.data for o in first.outputs]
+    js = "".join(d.get("application/javascript", "") for d in out)
+    html = "".join(d.get("text/html", "") for d in out)
+    assert bokeh.__version__ in js
+    assert 1_000_000 < len(js) < 3_000_000, "BokehJS itself travels with the notebook (without MathJax)"
+    assert "cdn.bokeh.org" not in js + html
+    assert "sciml-bokeh" in html and "document_ready" in html and "jpThemeLight" in html
+    # the second view does not send BokehJS again
+    assert not any("application/javascript" in o.data for o in second.outputs)
+    assert any("sciml-bokeh" in o.data.get("text/html", "") for o in second.outputs)
+
+
+def test_views_module_examples_run():
+    import doctest
+
+    import sciml_lab.plots
+
+    result = doctest.testmod(sciml_lab.plots, optionflags=doctest.ELLIPSIS)
+    assert result.failed == 0 and result.attempted >= 3, result

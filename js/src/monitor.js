@@ -5,7 +5,10 @@
 // (n, 2 + names.length): step, wall_time, then the metrics in `names` order.
 import uPlot from "uplot";
 import katex from "katex";
-import { decodeRows, formatSeconds, badgeState, formatValue, clampForLog, phaseLabel, cappedRange } from "./util.js";
+import {
+  decodeRows, formatSeconds, badgeState, formatValue, clampForLog, phaseLabel, cappedRange, formatTick, axisSize,
+  estimateEta, etaText,
+} from "./util.js";
 import { statusPill } from "./verdict.js";
 
 const PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#17becf", "#8c564b", "#e377c2"];
@@ -58,6 +61,16 @@ function chartWidth(containerWidth) {
   return Math.max(220, Math.min(420, (containerWidth || 700) / 2 - 16));
 }
 
+// tick labels readable at every scale (1e-5 on a log axis, 12k for a large ESS), and a
+// y axis as wide as its longest label so that none is cut
+function axisOptions(theme) {
+  return {
+    stroke: theme.fg, grid: { stroke: theme.grid, width: 1 }, ticks: { stroke: theme.grid },
+    font: "11px sans-serif", values: (u, splits) => splits.map(formatTick),
+  };
+}
+const yAxis = { size: (u, values) => axisSize(values) };
+
 function makeChart(container, chart, theme) {
   const width = chartWidth(container.clientWidth);
   const xLabel = chart.x || "time (s)";
@@ -68,14 +81,14 @@ function makeChart(container, chart, theme) {
   (chart.hlines || []).forEach((v) => {
     series.push({ label: `${formatValue(v)}`, stroke: theme.muted, dash: [4, 4], width: 1, points: { show: false } });
   });
-  const axis = { stroke: theme.fg, grid: { stroke: theme.grid, width: 1 }, ticks: { stroke: theme.grid } };
+  const axis = axisOptions(theme);
   const opts = {
     title: chart.title,
     width,
     height: 170,
     scales: { x: { time: false }, y: { distr: chart.log_y ? 3 : 1,
       ...(chart.y_max != null && !chart.log_y ? { range: (u, lo, hi) => cappedRange(lo, hi, chart.y_max) } : {}) } },
-    axes: [{ ...axis, label: xLabel, labelSize: 16, labelFont: "11px sans-serif" }, { ...axis, size: 56 }],
+    axes: [{ ...axis, label: xLabel, labelSize: 16, labelFont: "11px sans-serif" }, { ...axis, ...yAxis }],
     series,
     legend: { live: false },
     cursor: { drag: { x: true, y: false } },
@@ -228,7 +241,7 @@ function render({ model, el: root }) {
     viewPlots.forEach((p) => p.destroy());
     viewPlots = [];
     const th = theme();
-    const axis = { stroke: th.fg, grid: { stroke: th.grid, width: 1 }, ticks: { stroke: th.grid } };
+    const axis = axisOptions(th);
     for (const pl of plots || []) {
       const names = Object.keys(pl.lines || {});
       const hasBand = pl.band && pl.band.lower && pl.band.upper;
@@ -251,7 +264,7 @@ function render({ model, el: root }) {
         width: chartWidth(charts.clientWidth),
         height: 170,
         scales: { x: { time: false } },
-        axes: [{ ...axis, label: pl.x_label || "", labelSize: 16, labelFont: "11px sans-serif" }, { ...axis, size: 56 }],
+        axes: [{ ...axis, label: pl.x_label || "", labelSize: 16, labelFont: "11px sans-serif" }, { ...axis, ...yAxis }],
         series,
         bands: hasBand ? [{ series: [2, 1], fill: PALETTE[0] + "33" }] : [],
         legend: { live: false },
@@ -308,8 +321,11 @@ function render({ model, el: root }) {
     fill.style.width = pct === null ? "0%" : `${pct}%`;
     label.textContent = pct === null ? "" : `${pct.toFixed(1)}%`;
     bar.dataset.progress = pct === null ? "" : String(pct);
+    // the budget's ETA, or earlier where the `until` targets' trends reach them first
+    const est = estimateEta(eta, (model.get("spec") || {}).until, s, model.get("elapsed"));
     stats.textContent = `step ${model.get("step")} · ${formatSeconds(model.get("elapsed"))}` +
-      (st === "running" && eta !== null && eta !== undefined ? ` · ETA ${formatSeconds(eta)}` : "");
+      (st === "running" && est.kind !== "unknown" ? ` · ${etaText(est)}` : "");
+    stats.dataset.eta = st === "running" ? est.kind : "";
     const running = st === "running" || st === "queued";
     stop.disabled = !running;
     extend.disabled = st === "failed";

@@ -81,3 +81,83 @@ export function cappedRange(lo, hi, yMax) {
   const pad = 0.05 * (top - bottom || Math.abs(top) || 1);
   return [bottom - pad, top + pad];
 }
+
+// Axis tick labels readable at every scale: 1e-5, 2.5e-4 for small values (a plain
+// fixed format would print "0"), 12k, 1.2M for large ones (narrow enough for the axis).
+export function formatTick(v) {
+  if (v === null || v === undefined || !Number.isFinite(v)) return "";
+  if (v === 0) return "0";
+  const a = Math.abs(v);
+  const trim = (x, digits) => String(Number(x.toPrecision(digits)));
+  if (a >= 1e15) return v.toExponential(1).replace("e+", "e");
+  for (const [unit, suffix] of [[1e12, "T"], [1e9, "G"], [1e6, "M"], [1e3, "k"]]) {
+    if (a >= unit) return trim(v / unit, 3) + suffix;
+  }
+  if (a < 1e-2) {
+    const [m, e] = Number(v.toPrecision(2)).toExponential().split("e");
+    return `${m}e${e.replace("+", "")}`;
+  }
+  return trim(v, 3);
+}
+
+// Width in pixels of a y axis whose tick labels are `labels` (11px sans-serif digits are
+// about 6.5 px wide), so that no label is cut.
+export function axisSize(labels) {
+  const longest = Math.max(1, ...(labels || []).map((s) => String(s ?? "").length));
+  return Math.ceil(18 + 7 * longest); // tick (10) + gap (5) + margin, then the text
+}
+
+// Seconds until one `until` criterion ({metric, op, value}) holds, from the trend of its
+// metric: a least-squares line through its last `window` updates against wall time,
+// extrapolated to the target. A metric recomputed now and then (R-hat, ESS) repeats its
+// value in between: a run of equal values counts once, at the time it first appeared.
+// 0 when it holds now; null when unknown (too few updates, or not moving toward the target).
+export function criterionEta(c, wall, col, now, window = 8) {
+  const pts = [];
+  for (let i = (col || []).length - 1; i >= 0; i--) {
+    const v = col[i], t = wall[i];
+    if (v === null || v === undefined || !Number.isFinite(v) || !Number.isFinite(t)) continue;
+    if (pts.length && pts[pts.length - 1][1] === v) pts[pts.length - 1][0] = t; // the same update, earlier
+    else if (pts.length === window) break;
+    else pts.push([t, v]);
+  }
+  if (!pts.length) return null;
+  const latest = pts[0][1];
+  if (badgeState(c, latest) === "pass") return 0;
+  if (pts.length < 3) return null;
+  const n = pts.length;
+  const mt = pts.reduce((s, p) => s + p[0], 0) / n, mv = pts.reduce((s, p) => s + p[1], 0) / n;
+  let sxx = 0, sxy = 0;
+  for (const [t, v] of pts) { sxx += (t - mt) ** 2; sxy += (t - mt) * (v - mv); }
+  if (!(sxx > 0)) return null;
+  const slope = sxy / sxx;
+  const towards = c.op[0] === "<" ? slope < 0 : slope > 0;
+  if (!towards) return null;
+  const hit = mt + (c.value - mv) / slope;
+  return Math.max(0, hit - now);
+}
+
+// The ETA the monitor shows. `capEta`: seconds to the end of the budget (the loop cap);
+// `criteria`: the job's `until` targets; `series`: {wall, cols} of the rows received.
+// kind "cap": the budget ends first (or there is no target); "approx": every target's
+// trend reaches it before the cap (seconds ≈ the latest of them; cap: the bound);
+// "upto": some target's trend is unknown, so only the cap bounds it; "unknown".
+export function estimateEta(capEta, criteria, series, now) {
+  const cap = capEta === null || capEta === undefined || !Number.isFinite(capEta) ? null : capEta;
+  if (!criteria || !criteria.length) return cap === null ? { kind: "unknown" } : { kind: "cap", seconds: cap };
+  const per = criteria.map((c) => criterionEta(c, series.wall, series.cols[c.metric], now));
+  if (per.some((x) => x === null)) return cap === null ? { kind: "unknown" } : { kind: "upto", seconds: cap };
+  const until = Math.max(...per);
+  if (cap !== null && cap <= until) return { kind: "cap", seconds: cap };
+  return { kind: "approx", seconds: until, cap };
+}
+
+// "ETA 1:39", "ETA ≈ 1:39 (target; at most 29:19)", "ETA ≤ 29:19", "ETA –" (unknown).
+export function etaText(e) {
+  if (e.kind === "cap") return `ETA ${formatSeconds(e.seconds)}`;
+  if (e.kind === "approx") {
+    return `ETA ≈ ${formatSeconds(e.seconds)} (target trend` + (e.cap !== null && e.cap !== undefined ? `; at most ${formatSeconds(e.cap)})` : ")");
+  }
+  if (e.kind === "upto") return `ETA ≤ ${formatSeconds(e.seconds)} (budget; target not yet predictable)`;
+  return "ETA –";
+}

@@ -2,8 +2,9 @@
 
 Every function takes the result's ``xarray.DataTree`` (live ``job.data``, the final
 ``job.result`` or ``sciml_lab.load(path)``) and returns a Bokeh object, so the
-views work the same on a run reopened from disk. Show one with
-``bokeh.io.show(fig)`` after ``bokeh.io.output_notebook()``.
+views work the same on a run reopened from disk. After ``%load_ext sciml_lab`` a view left
+as a cell's last expression shows inline (or ``plots.show(fig)``), offline and in
+JupyterLab's theme (see :mod:`sciml_lab.plots`).
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ import numpy as np
 import xarray as xr
 from scipy.stats import norm
 
-__all__ = ["parity", "coverage", "convergence", "slices", "sobol_bars", "view"]
+from ..plots import show  # shows a view inline: offline BokehJS, JupyterLab theme
+
+__all__ = ["parity", "coverage", "convergence", "slices", "sobol_bars", "view", "show"]
 
 _PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f")
 

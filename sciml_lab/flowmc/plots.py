@@ -2,8 +2,9 @@
 
 Every function takes the result's ``xarray.DataTree`` (live ``job.data``, the final
 ``job.result`` or ``sciml_lab.load(path)``) and returns a Bokeh object or a pandas
-table, so the views work the same on a run reopened from disk. Show a figure with
-``bokeh.io.show(fig)`` after ``bokeh.io.output_notebook()``.
+table, so the views work the same on a run reopened from disk. After ``%load_ext sciml_lab``
+a view left as a cell's last expression shows inline (or ``plots.show(fig)``), offline and
+in JupyterLab's theme (see :mod:`sciml_lab.plots`).
 """
 
 from __future__ import annotations
@@ -17,7 +18,9 @@ import xarray as xr
 
 from .diagnostics import parameter_diagnostics
 
-__all__ = ["flat_draws", "summary", "summary_table", "corner", "trace", "history", "view"]
+from ..plots import show  # shows a view inline: offline BokehJS, JupyterLab theme
+
+__all__ = ["flat_draws", "summary", "summary_table", "corner", "trace", "history", "view", "show"]
 
 _PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f")
 

@@ -3,7 +3,8 @@
 Every function takes the result's ``xarray.DataTree`` (live ``job.data``, the final
 ``job.result`` or a result reopened from disk) and returns a Bokeh object, a pandas
 table or Markdown text, so the views work the same on a run read back from netCDF.
-Show a figure with ``bokeh.io.show(fig)`` after ``bokeh.io.output_notebook()``; show
+Show a figure with ``plots.show(fig)`` (offline, in JupyterLab's theme; after ``%load_ext
+sciml_lab`` a figure left as a cell's last expression shows itself); show
 the LaTeX table with ``IPython.display.Markdown(front_markdown(result))``.
 """
 
@@ -13,7 +14,9 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-__all__ = ["front_table", "front_markdown", "pareto", "parity", "residuals", "view"]
+from ..plots import show  # shows a view inline: offline BokehJS, JupyterLab theme
+
+__all__ = ["front_table", "front_markdown", "pareto", "parity", "residuals", "view", "show"]
 
 _BLUE, _ORANGE, _RED = "#1f77b4", "#ff7f0e", "#d62728"
 

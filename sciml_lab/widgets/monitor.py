@@ -23,7 +23,7 @@ import anywidget
 import numpy as np
 import traitlets as t
 
-__all__ = ["Monitor", "STATIC"]
+__all__ = ["Monitor", "STATIC", "monitor_spec"]
 
 STATIC = Path(__file__).parent / "static"
 MAX_SYNC_ROWS = 20_000
@@ -87,6 +87,42 @@ def _file(name: str) -> Path | str:
     return p
 
 
+def monitor_spec(job) -> dict[str, Any]:
+    """What the monitor draws for ``job``: its engine's charts and badges, plus the
+    ``until`` targets (the ETA extrapolates them). A run reopened without its engine
+    (e.g. flow-MCMC without ``log_prob``) gets them from its engine kind and the targets
+    from its record, so its charts keep their titles, scales and reference lines.
+
+    Example:
+        >>> from sciml_lab.demo import estimate_pi
+        >>> job = estimate_pi(steps=2, store=False); _ = job.wait(30)
+        >>> monitor_spec(job)["charts"][0]["title"]
+        'estimate of pi'
+    """
+    from ..runtime import engine_class, parse_criteria
+
+    engine = job.engine
+    config = job.record.get("config") or {}
+    until = getattr(engine, "until", None) if engine is not None else config.get("until")
+    if engine is not None:
+        spec = engine.monitor.to_json()
+    else:
+        try:
+            spec = engine_class(job.kind).monitor.to_json()
+        except (KeyError, AttributeError):
+            spec = {"charts": [], "badges": [], "key": None, "note": ""}
+    try:
+        criteria = parse_criteria(until) if isinstance(until, str) else []
+    except ValueError:
+        criteria = []
+    targets = {c.metric: c for c in criteria}
+    if engine is None:  # the class's badges show its default targets: show this run's instead
+        spec["badges"] = [{**b, "op": targets[b["metric"]].op, "value": targets[b["metric"]].value}
+                          if b.get("metric") in targets else b for b in spec.get("badges", [])]
+    spec["until"] = [{"metric": c.metric, "op": c.op, "value": c.value} for c in criteria]
+    return spec
+
+
 class Monitor(anywidget.AnyWidget):
     """Live view of a job: status, progress with ETA, charts, badges, Stop/Extend.
 
@@ -137,7 +173,7 @@ class Monitor(anywidget.AnyWidget):
         self._last_view = None
         self.flushes = 0  # messages of rows sent (tests and benchmarks read it)
         engine = job.engine
-        spec = engine.monitor.to_json() if engine is not None else {"charts": [], "badges": [], "key": None, "note": ""}
+        spec = monitor_spec(job)
         words = list(job.record.get("budget_words") or (engine.budget_words if engine is not None else []))
         if engine is not None and hasattr(engine, "default_extend"):
             default = dict(engine.default_extend())
