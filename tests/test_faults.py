@@ -369,33 +369,38 @@ def test_names_are_matched_whole(runs):
         launch(StepEngine(steps=1), name="banana\n")
 
 
+@pytest.mark.slow
 def test_kernels_launching_at_once_never_share_a_run_folder(runs):
-    """Six processes each claim eight folders called "race" at the same moment
-    (they wait for a start file): every one of the 48 launches must get its own
-    folder. Before, the claim was exists() then mkdir(exist_ok=True)."""
+    """Twelve processes each launch fifty jobs called "race" into one runs folder,
+    all starting at the same moment: every launch must get its own folder. Before,
+    the claim was exists() then mkdir(exist_ok=True): 2 of 300 such launches shared
+    a folder, in each of two rounds (600 launches here: about 4 expected)."""
     go = runs.parent / "go"
     script = f"""
         import json, os, sys, time
         sys.path.insert(0, {str(TESTS)!r})
         from engines import StepEngine
         from sciml_lab.runtime import launch
+        open(os.path.join({str(runs.parent)!r}, f"ready-{{os.getpid()}}"), "w").close()
         while not os.path.exists({str(go)!r}):
             time.sleep(0.001)
         names = [launch(StepEngine(steps=1), name="race", runs_dir={str(runs)!r}, start=False).name
-                 for _ in range(8)]
+                 for _ in range(50)]
         print(json.dumps(names))
     """
     env = dict(os.environ, PYTHONPATH=str(TESTS.parent), OMP_NUM_THREADS="1")
     procs = [subprocess.Popen([sys.executable, "-c", textwrap.dedent(script)], stdout=subprocess.PIPE, text=True,
-                              env=env) for _ in range(6)]
-    time.sleep(8)  # let every process import and wait at the start line
+                              env=env) for _ in range(12)]
+    deadline = time.monotonic() + 120
+    while len(list(runs.parent.glob("ready-*"))) < len(procs) and time.monotonic() < deadline:
+        time.sleep(0.05)
     go.write_text("")
     names = []
     for p in procs:
-        out, _ = p.communicate(timeout=120)
+        out, _ = p.communicate(timeout=240)
         assert p.returncode == 0
         names += json.loads(out.strip().splitlines()[-1])
-    assert len(names) == 48 and len(set(names)) == 48, sorted(names)
+    assert len(names) == 600 and len(set(names)) == 600, len(names) - len(set(names))
     assert sorted(p.name for p in runs.iterdir()) == sorted(names)
 
 
