@@ -246,6 +246,43 @@ def test_magic_open_with_a_new_object_resumes_a_failed_job(ipython_shell, runs, 
     assert job.wait(30) == "done" and np.array_equal(job.result["trace"]["draw"].values, uninterrupted_draws(35))
 
 
+@pytest.mark.slow
+def test_a_flowmc_run_failed_by_its_log_prob_resumes_bit_for_bit(runs, one_torch_thread):
+    """A real engine: a log-density that breaks half-way fails the flow-MCMC job; the
+    run reopened with a working one resumes from its last checkpoint and ends with
+    exactly the draws of an uninterrupted run of the same seed."""
+    from sciml_lab.flowmc import sample
+
+    small = dict(n_chains=16, n_training_loops=2, n_loops=2, n_local_steps=10, n_global_steps=10, n_epochs=3,
+                 device="cpu", seed=7)
+    calls = {"n": 0}
+
+    def lp(x):
+        calls["n"] += 1
+        return -0.5 * (x ** 2).sum(1)
+
+    reference = sample(lp, dim=2, name="reference", save_every=60, **small)
+    assert reference.wait(300) == "done"
+    half = calls["n"] // 2
+
+    def breaks_half_way(x):
+        calls["n"] += 1
+        if calls["n"] == half:
+            raise FloatingPointError("the log-density broke")
+        return -0.5 * (x ** 2).sum(1)
+
+    calls["n"] = 0
+    job = sample(breaks_half_way, dim=2, name="flaky", save_every=1e-6, **small)
+    assert job.wait(300) == "failed" and "the log-density broke" in job.error
+    assert sciml_lab.open(runs / "flaky", log_prob=lp) is job and job.resumable and job.step > 0
+    job.resume()
+    assert job.wait(300) == "done"
+    got, want = job.result["posterior"], reference.result["posterior"]
+    assert list(got.data_vars) == list(want.data_vars)
+    for v in want.data_vars:
+        assert np.array_equal(got[v].values, want[v].values), v
+
+
 # ----------------------------------------------------------------------------- item 5: open what is intact
 def _cut(p: Path) -> None:
     p.write_bytes(p.read_bytes()[: p.stat().st_size // 2])
