@@ -234,6 +234,20 @@ def test_reopening_a_running_job_with_new_objects_is_refused(runs):
     assert job.wait(10) == "stopped"
 
 
+def test_the_monitor_extends_a_failed_job_that_can_resume(runs):
+    from sciml_lab.widgets import Monitor
+
+    job = launch(StepEngine(steps=30, fail_at=12), name="mon-failed", save_every=1e-6)
+    assert job.wait(30) == "failed"
+    mon = Monitor(job)
+    assert mon.resumable  # the page enables Extend for it
+    job.engine.fail_at = -1  # the cause, fixed
+    mon._on_custom_msg(mon, {"type": "extend", "budget": {"steps": 5}}, [])
+    assert job.wait(30) == "done" and job.step == 35 and mon.note == ""
+    assert job.result["trace"].attrs["total"] == reference_total(35)
+    mon.close()
+
+
 def test_magic_open_with_a_new_object_resumes_a_failed_job(ipython_shell, runs, capsys):
     job = launch(FnEngine(fails_at(10), steps=30), name="magicfix", save_every=1e-6)
     assert job.wait(30) == "failed"

@@ -123,6 +123,7 @@ class Monitor(anywidget.AnyWidget):
     budget_words = t.List(t.Unicode()).tag(sync=True)
     extend_default = t.Dict().tag(sync=True)
     run_dir = t.Unicode("").tag(sync=True)
+    resumable = t.Bool(False).tag(sync=True)  # whether Extend can take a failed job on from its checkpoint
     view = t.Dict().tag(sync=True)  # the engine's live table (e.g. a Pareto front in LaTeX)
 
     def __init__(self, job, max_rate: float = 10.0, **kwargs: Any):
@@ -217,6 +218,7 @@ class Monitor(anywidget.AnyWidget):
                 self.view = _json_safe(view)
                 self._last_view = view
             if status_dirty:
+                self.resumable = bool(job.resumable and job.engine is not None and job.store is not None)
                 self.error = job.error or ""
                 self.traceback = job.traceback or ""
                 self.note = self.spec.get("note", "") or job.record.get("note", "")
