@@ -12,12 +12,14 @@ is JSON, ``result.nc`` is netCDF4 (HDF5) and the checkpoint is read with
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import io
 import json
 import os
 import re
 import socket
+import sys
 import time
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -121,7 +123,22 @@ def result_bytes(tree: xr.DataTree) -> bytes:
         node.attrs = _jsonable_attrs(node.attrs)
         for var in node.dataset.variables.values():
             var.attrs = _jsonable_attrs(var.attrs)
-    return bytes(tree.to_netcdf(None, engine=NETCDF_ENGINE))
+    with _local_write_lock():
+        return bytes(tree.to_netcdf(None, engine=NETCDF_ENGINE))
+
+
+@contextlib.contextmanager
+def _local_write_lock():
+    """xarray takes its write lock from dask's active scheduler: in a Dask worker a
+    distributed lock named after the target, which an in-memory file does not have
+    (the job then fails with "Semaphore or Lock ... not known"). The file is this
+    thread's own, so a lock of this process is the right one."""
+    dask = sys.modules.get("dask")
+    if dask is None:
+        yield
+        return
+    with dask.config.set(scheduler="synchronous"):
+        yield
 
 
 def write_result(tree: xr.DataTree, path: Path) -> None:
