@@ -21,7 +21,9 @@ argument and the expected form; no traceback is printed for it.
 from __future__ import annotations
 
 import argparse
+import builtins
 import dataclasses
+import keyword
 import math
 import re
 import shlex
@@ -159,10 +161,53 @@ def _var_name(name: str) -> str:
     return v if v and not v[0].isdigit() else f"job_{v}"
 
 
+def _why_not_bind(var: str, shell, keep_user_variables: bool) -> str | None:
+    if var.startswith("_"):
+        return "starts with '_' (IPython's and Python's own names)"
+    if keyword.iskeyword(var) or keyword.issoftkeyword(var):
+        return "is a Python keyword"
+    if hasattr(builtins, var):
+        return "would shadow a Python built-in"
+    if var in getattr(shell, "user_ns_hidden", {}):
+        return "would shadow a name IPython defines"
+    if keep_user_variables and var in shell.user_ns:
+        from .runtime import Job
+
+        if not isinstance(shell.user_ns[var], Job):
+            return "would overwrite one of your variables"
+    return None
+
+
+def bind_job(job, requested: "str | None", shell, keep_user_variables: bool = False) -> tuple[str, str]:
+    """Bind ``job`` in the user's namespace under ``requested`` (or its name) made a
+    Python identifier, unless that would shadow a built-in, an IPython name, a
+    keyword or a ``_`` name (or, with ``keep_user_variables``, a variable of the user
+    that is not a Job: for names read from a file): then under ``job_<name>``.
+    Returns the variable and a sentence saying why it differs ('' if it does not).
+
+    Example:
+        >>> class Shell: user_ns, user_ns_hidden = {}, {"get_ipython": None}
+        >>> bind_job("a job", "get_ipython", Shell())[0]
+        'job_get_ipython'
+    """
+    var = _var_name(requested or job.name)
+    why = _why_not_bind(var, shell, keep_user_variables)
+    if why is None:
+        shell.user_ns[var] = job
+        return var, ""
+    base = "job_" + var.lstrip("_")
+    safe, n = base, 2
+    while _why_not_bind(safe, shell, True) is not None:
+        safe, n = f"{base}_{n}", n + 1
+    shell.user_ns[safe] = job
+    return safe, f"`{var}` {why}, so the job is bound to `{safe}` instead"
+
+
 def finish_launch(job, args: argparse.Namespace, shell) -> None:
     """Bind the job to ``--name`` (or its own name) in the user's namespace and show its monitor."""
-    var = _var_name(args.name or job.name)
-    shell.user_ns[var] = job
+    var, why = bind_job(job, args.name, shell)
+    if why:
+        print(why)
     if not getattr(args, "no_monitor", False):
         _display_monitor(job)
     else:
@@ -278,13 +323,15 @@ def _cmd_open(args, cell, shell):
         objects[key] = resolve_object(shell, expr, f"--object {key}")
     try:
         job = sciml_lab.open(args.path, executor=args.executor, **objects)
-    except FileNotFoundError as exc:
+    except (FileNotFoundError, RuntimeError) as exc:
         raise UsageError(f"%sciml open: {exc}") from None
-    var = _var_name(args.name or job.name)
-    shell.user_ns[var] = job
+    # without --name the variable comes from the run's job.json: a file, not the user
+    var, why = bind_job(job, args.name, shell, keep_user_variables=args.name is None)
     how = "extend resumes it" if job.resumable else job.record.get("not_resumable", "it cannot be resumed")
     print(f"opened run {job.name!r} ({job.status}, step {job.step}); bound to `{var}`; "
-          f"its DataTree is `{var}.data`; {how}")
+          f"its DataTree is `{var}.data`; {how}" + (f" ({why})" if why else ""))
+    for problem in job.problems:
+        print(f"  problem: {problem}")
     if not args.no_monitor:
         _display_monitor(job)
 

@@ -328,7 +328,7 @@ function render({ model, el: root }) {
     stats.dataset.eta = st === "running" ? est.kind : "";
     const running = st === "running" || st === "queued";
     stop.disabled = !running;
-    extend.disabled = st === "failed";
+    extend.disabled = st === "failed" && !model.get("resumable");
     note.textContent = model.get("note") || "";
     note.style.display = note.textContent ? "" : "none";
     const err = model.get("error");
@@ -375,6 +375,7 @@ function render({ model, el: root }) {
   model.on("change:metrics change:spec", onBadges);
   model.on("change:view", renderView);
   model.on("change:budget_words change:extend_default", onExtend);
+  model.on("change:resumable", onStatus);
   model.on("change:spec", buildCharts);
 
   // redraw at most at the display's frame rate, and only when rows arrived

@@ -4,7 +4,12 @@ Job names are unique within the kernel *and* the runs folder. A name that is
 taken (by a job of this kernel or by a folder already in ``sciml-runs/``) gets the
 next free numbered suffix: ``banana``, ``banana-2``, ``banana-3``... so that
 re-running a cell never overwrites a result on disk. ``job.name`` tells which
-name a job got.
+name a job got. Claiming a folder is an atomic ``mkdir``, so two kernels launching
+into the same runs folder at the same moment never share one.
+
+A job keeps its whole metric history on disk (``events.jsonl``) and a bounded,
+thinned copy in memory (:class:`~sciml_lab.runtime.history.ThinnedHistory`), so a
+job of any length costs the kernel the same memory.
 """
 
 from __future__ import annotations
@@ -20,8 +25,9 @@ import xarray as xr
 
 from .engine import Engine, check_budget
 from .executors import Executor, Handle, get_executor
-from .loop import now_iso, python_info
-from .store import NAME_RE, RunStore, runs_dir
+from .history import HISTORY_RECENT, ThinnedHistory
+from .loop import clean_metrics, now_iso, python_info
+from .store import CheckpointError, RunStore, runs_dir, valid_name
 from .verdict import Verdict
 
 __all__ = ["Job", "Event", "JobFailedError", "launch", "jobs", "get_job", "STATES", "FINAL_STATES"]
@@ -68,20 +74,30 @@ def get_job(name: str) -> "Job":
 
 
 def _claim_name(base: str, root: Path | None) -> str:
-    if not NAME_RE.match(base):
+    """Reserve ``base`` (or the next free ``base-N``) in this kernel and, given a
+    runs folder, create its run folder: ``mkdir`` without ``exist_ok`` is the claim,
+    atomic across kernels and machines sharing the folder."""
+    if not valid_name(base):
         raise ValueError(
             f"name: {base!r} is not a valid job name; expected letters, digits, '_', '.' or '-' "
             "(starting with a letter or digit, at most 100 characters)"
         )
+    if root is not None:
+        root.mkdir(parents=True, exist_ok=True)
     with _REGISTRY_LOCK:
         n = 1
         while True:
             cand = base if n == 1 else f"{base}-{n}"
-            taken = cand in _JOBS or (root is not None and (root / cand).exists())
-            if not taken:
-                _JOBS[cand] = None  # type: ignore[assignment] - reserved, filled by Job
-                return cand
             n += 1
+            if cand in _JOBS:
+                continue
+            if root is not None:
+                try:
+                    (root / cand).mkdir()
+                except FileExistsError:
+                    continue
+            _JOBS[cand] = None  # type: ignore[assignment] - reserved, filled by Job
+            return cand
 
 
 class Job:
@@ -91,7 +107,8 @@ class Job:
     as ``sciml_lab.demo.estimate_pi``), or :func:`sciml_lab.open` for a run on disk.
 
     States: ``queued -> running -> done | stopped | failed``; ``extend`` takes a
-    done or stopped job back to running.
+    done, stopped or failed job back to running (a failed one from its last
+    checkpoint). ``problems`` lists what :func:`open_run` found damaged on disk.
 
     Example:
         >>> from sciml_lab.demo import PiEngine
@@ -115,7 +132,7 @@ class Job:
         self._lock = threading.RLock()
         self._cond = threading.Condition(self._lock)
         self._status = status
-        self._events: list[Event] = []
+        self._events: ThinnedHistory[Event] = ThinnedHistory(HISTORY_RECENT)
         self._subscribers: list[Callable[["Job", Event], None]] = []
         self._handle: Handle | None = None
         self._generation = 0
@@ -128,6 +145,7 @@ class Job:
         self.view: dict[str, Any] | None = None  # the engine's latest live_view(), if it has one
         self.error: str | None = None
         self.traceback: str | None = None
+        self.problems: list[str] = []  # damage found on disk by open_run, one precise sentence each
         self.record: dict[str, Any] = record or {}
         self._step = int(self.record.get("step", 0))
         self._progress = float(self.record.get("progress", math.nan) or math.nan)
@@ -202,7 +220,9 @@ class Job:
 
     @property
     def events(self) -> list[Event]:
-        """The event stream so far (metrics and status changes)."""
+        """The event stream so far (metrics and status changes): the latest
+        ``HISTORY_RECENT`` in full, older ones evenly thinned (every step is in the
+        run folder's ``events.jsonl``)."""
         with self._lock:
             return list(self._events)
 
@@ -312,26 +332,48 @@ class Job:
     def extend(self, **budget: Any) -> None:
         """Pay for more: raise the budget (engine-specific words, e.g. ``steps=100``)
         and keep running from the exact state. A done or stopped job starts again;
-        a job reopened from disk resumes from its checkpoint."""
+        a job reopened from disk, or a failed one, resumes from its last checkpoint
+        (fix the cause first: free disk space, or reopen the run with new objects
+        such as ``sciml_lab.open(path, log_prob=fixed)``)."""
         budget = check_budget(self.engine, budget) if self.engine is not None else budget
+        self._continue((budget,))
+
+    def resume(self) -> None:
+        """Run a stopped or failed job on to the end of its budget (from its last
+        checkpoint if it failed or was reopened from disk), without paying for more.
+
+        Example:
+            >>> from sciml_lab.demo import PiEngine
+            >>> job = launch(PiEngine(steps=5), store=False, start=False); job.resume(); job.wait(30)
+            'done'
+        """
+        self._continue(())
+
+    def _continue(self, budgets: tuple[dict, ...]) -> None:
         with self._lock:
             if not self.resumable or self.engine is None:
                 raise RuntimeError(self._not_resumable_reason())
             if self._status == "failed":
-                raise RuntimeError(
-                    f"job {self.name!r} failed ({self.error}); it cannot be extended. Fix the cause, then "
-                    f"reopen the run with sciml_lab.open({str(self.store.path) if self.store else '...'!r}) "
-                    "to resume from its last checkpoint"
-                )
+                if self.store is None:
+                    raise RuntimeError(f"job {self.name!r} failed ({self.error}) and has no run folder (store=False) "
+                                       "holding a checkpoint to resume from")
+                self._stop_requested = False
+                self._launch(resume=True, budgets=budgets)
+                return
             if self._status == "queued":
-                self.engine.extend(**budget)
+                if not budgets:
+                    self._launch(resume=False, budgets=())
+                    return
+                for budget in budgets:
+                    self.engine.extend(**budget)
                 return
             if self._status == "running" and self._handle is not None and not self._stop_requested:
-                self._pending_extends.append(budget)
-                self._handle.send(("extend", budget))
+                for budget in budgets:
+                    self._pending_extends.append(budget)
+                    self._handle.send(("extend", budget))
                 return
             self._stop_requested = False
-            self._launch(resume=self._needs_resume(), budgets=(budget,))
+            self._launch(resume=self._needs_resume(), budgets=budgets)
 
     # ------------------------------------------------------------------ internals
     def _not_resumable_reason(self) -> str:
@@ -423,6 +465,11 @@ class Job:
         elif kind == "status":
             status, info = msg[1], msg[2]
             with self._cond:
+                start = info.get("step") if status == "running" else None
+                if isinstance(start, int) and start < self._step:
+                    # resumed from an earlier checkpoint: its steps come again
+                    self._events.retain(lambda e: not e.metrics or e.step <= start)
+                    self._step = start
                 if status == "running" and self._status == "running":
                     return  # already announced by _launch
                 restart = status == "done" and self._pending_extends and not self._stop_requested
@@ -476,6 +523,25 @@ class Job:
             self.store.write_json(rec)
         except Exception:
             pass
+
+    def _reload(self, run: Mapping[str, Any], executor: Executor) -> None:
+        """Install what :func:`_read_run` found into this (not running) job."""
+        record = run["record"]
+        self.engine, self.executor, self.resumable = run["engine"], executor, run["resumable"]
+        self.kind = record["kind"]
+        self.record = record
+        self.save_every = record["save_every"]
+        self.problems = list(run["problems"])
+        self._data, self._data_stale = run["data"], False
+        self._events = run["events"]
+        self._step = record["step"]
+        self._progress = record["progress"]
+        self._elapsed_base = record["elapsed_s"]
+        last = next((e for e in reversed(list(self._events)) if e.metrics), None)
+        self._metrics = dict(last.metrics) if last is not None else dict(record["metrics"])
+        self._status = record["status"]
+        self.error = record.get("error") if self._status == "failed" else None
+        self.traceback = record.get("traceback") if self._status == "failed" else None
 
     def __repr__(self) -> str:
         p = f"{100 * self._progress:.0f}%" if math.isfinite(self._progress) else "?"
@@ -569,82 +635,228 @@ def open_run(path: "str | Path", executor: "str | Executor" = "thread", **object
     flow-MCMC); they are passed to the engine's ``from_config``. Nothing is
     unpickled: job.json is JSON, the checkpoint loads with ``weights_only=True``.
 
+    Opening never fails on damage: whatever is intact comes back, and
+    ``job.problems`` says what is not (which file, what is wrong); ``job.resumable``
+    says whether ``extend`` can resume it (``job.record["not_resumable"]`` why not).
+    A run this kernel already has comes back as the same Job object; unless it is
+    running it is reloaded from disk with the given objects, so that a failed run
+    whose cause is fixed (a new ``log_prob``, space freed) resumes from its checkpoint.
+
     Example:
         >>> import tempfile
         >>> from sciml_lab.demo import PiEngine
         >>> root = tempfile.mkdtemp()
         >>> job = launch(PiEngine(steps=3), name="pi", runs_dir=root); job.wait(30)
         'done'
-        >>> open_run(job.store.path).step   # here, this kernel's own job comes back
-        3
+        >>> same = open_run(job.store.path)   # here, this kernel's own job comes back
+        >>> same is job, same.step, same.problems
+        (True, 3, [])
     """
-    from .engine import engine_class
-
     p = Path(path)
     if p.name == "result.nc":
         p = p.parent
     store = RunStore(p)
-    if not store.job_json.exists() and not store.result_nc.exists():
-        raise FileNotFoundError(f"path: {str(path)!r} is not a sciml_lab run folder (no job.json or result.nc)")
-    record = store.read_json() if store.job_json.exists() else {"name": p.name, "kind": "?", "status": "done"}
-    data = store.read_result()
-    status = record.get("status", "done")
-    if status in ("queued", "running"):
-        # the kernel that ran it is gone: what is on disk is a stopped run
-        record["note"] = f"reopened after the kernel that ran it ended while it was {status}"
-        status = "stopped"
-    engine, resumable = None, False
-    kind = record.get("kind", "?")
-    try:
-        cls = engine_class(kind)
-        engine = cls.from_config(record.get("config", {}), **objects)
-        state = store.read_checkpoint()
-        if state is None:
-            record["not_resumable"] = f"run {p} has no checkpoint.pt to resume from"
-        else:
-            engine.load_state_dict(state["engine"])
-            record["step"] = int(state["runtime"]["step"])
-            record["elapsed_s"] = float(state["runtime"]["elapsed_s"])
-            resumable = True
-    except (KeyError, TypeError, ValueError) as exc:
-        msg = exc.args[0] if exc.args else str(exc)
-        record["not_resumable"] = f"run {p} cannot be resumed: {msg}"
-        engine = engine if resumable else None
+    if not any(f.exists() for f in (store.job_json, store.result_nc, store.checkpoint_pt)):
+        raise FileNotFoundError(f"path: {str(path)!r} is not a sciml_lab run folder "
+                                "(no job.json, result.nc or checkpoint.pt)")
     ex = get_executor(executor)
     with _REGISTRY_LOCK:
-        for j in _JOBS.values():
-            if j is not None and j.store is not None and j.store.path.resolve() == p.resolve():
-                return j  # already open in this kernel
-        name = record.get("name", p.name)
+        own = next((j for j in _JOBS.values()
+                    if j is not None and j.store is not None and j.store.path.resolve() == p.resolve()), None)
+    if own is not None:
+        with own._lock:
+            if own._status not in FINAL_STATES or own._pending_extends:
+                if objects:
+                    raise RuntimeError(f"job {own.name!r} of this kernel is {own._status}: stop it "
+                                       "(job.stop(); job.wait()) before reopening it with new objects")
+                return own
+            run = _read_run(store, objects)
+            own._reload(run, ex)
+        return own
+    run = _read_run(store, objects)
+    record = run["record"]
+    with _REGISTRY_LOCK:
+        name = record["name"]
         if name in _JOBS:
             name = _claim_name(name, None)
         else:
             _JOBS[name] = None  # type: ignore[assignment]
-    job = Job(engine, name=name, executor=ex, store=store,
-              save_every=float(record.get("save_every", 5.0)), record=record, resumable=resumable,
-              status=status, data=data)
-    if engine is None:
-        job.kind = kind
-    job._events = load_events(store, status)
-    if job._events:
-        job._metrics = dict(job._events[-1].metrics)
+    record["name"] = name
+    job = Job(run["engine"], name=name, executor=ex, store=store, save_every=record["save_every"], record=record,
+              resumable=run["resumable"], status=record["status"], data=run["data"])
+    job._reload(run, ex)
     _register(job)
     return job
 
 
-def load_events(store: RunStore, status: str) -> list[Event]:
-    """A run's metric history from its ``events.jsonl`` (a line cut by a crash is skipped)."""
+def _read_run(store: RunStore, objects: Mapping[str, Any]) -> dict[str, Any]:
+    """Everything intact in a run folder, and a sentence for each thing that is not."""
+    from .engine import engine_class
+
+    p = store.path
+    problems: list[str] = []
+    store.remove_stale_temps()
+    data = None
+    if store.result_nc.exists():
+        try:
+            data = store.read_result()
+        except Exception as exc:  # noqa: BLE001 - h5py/h5netcdf raise many kinds for a damaged file
+            problems.append(f"result.nc cannot be read (truncated, overwritten or not netCDF: {type(exc).__name__})")
+    raw: dict[str, Any] = {}
+    if store.job_json.exists():
+        try:
+            raw = store.read_json()
+        except (OSError, ValueError) as exc:
+            problems.append(str(exc))
+    else:
+        problems.append("job.json is missing")
+    if not raw and data is not None:
+        raw = _record_from_result(data, problems)
+    record = _clean_record(raw, p.name, problems)
+    if record["status"] in ("queued", "running"):
+        # the kernel that ran it is gone: what is on disk is a stopped run
+        record["note"] = f"reopened after the kernel that ran it ended while it was {record['status']}"
+        record["status"] = "stopped"
+    engine, resumable = None, False
+    try:
+        state = store.read_checkpoint()
+    except CheckpointError as exc:
+        problems.append(str(exc))
+        state, record["not_resumable"] = None, f"run {p} cannot be resumed: {exc}"
+    else:
+        if state is None:
+            record["not_resumable"] = f"run {p} has no checkpoint.pt to resume from"
+    try:
+        cls = engine_class(record["kind"])
+        engine = cls.from_config(record["config"], **objects)
+    except Exception as exc:  # noqa: BLE001 - from_config checks the user's objects: any error means "not now"
+        msg = exc.args[0] if exc.args else type(exc).__name__
+        record.setdefault("not_resumable", f"run {p} cannot be resumed: {msg}")
+        engine = None
+    if engine is not None and state is not None:
+        try:
+            engine.load_state_dict(state["engine"])
+            record["step"] = int(state["runtime"]["step"])
+            record["elapsed_s"] = float(state["runtime"]["elapsed_s"])
+            resumable = True
+            record.pop("not_resumable", None)
+        except Exception as exc:  # noqa: BLE001
+            problems.append(f"checkpoint.pt does not fit a {record['kind']} engine ({type(exc).__name__}: {exc})")
+            record["not_resumable"] = f"run {p} cannot be resumed: its checkpoint.pt does not fit the engine"
+            engine = None
+    if data is None and resumable:
+        try:
+            data = engine.snapshot()
+            problems.append(f"result.nc: .data was rebuilt from checkpoint.pt (step {record['step']})")
+        except Exception:  # noqa: BLE001
+            pass
+    events = load_events(store, record["status"], problems)
+    return {"record": record, "data": data, "engine": engine, "resumable": resumable, "problems": problems,
+            "events": events}
+
+
+def _record_from_result(data: xr.DataTree, problems: list[str]) -> dict[str, Any]:
+    """What result.nc's root attrs tell of a run whose job.json is lost."""
     import json
 
-    path = store.path / "events.jsonl"
-    out: list[Event] = []
+    attrs = data.attrs
+    raw: dict[str, Any] = {"name": attrs.get("job_name"), "kind": attrs.get("engine"), "status": "stopped",
+                           "created": attrs.get("created")}
+    try:
+        raw["config"] = json.loads(attrs.get("config", "{}"))
+    except (TypeError, ValueError):
+        problems.append("result.nc: its config attribute is not JSON")
+    problems.append("job.json: the run's name, kind and config were taken from result.nc")
+    return {k: v for k, v in raw.items() if v is not None}
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _clean_record(raw: Mapping[str, Any], folder: str, problems: list[str]) -> dict[str, Any]:
+    """A job.json record whose every field the runtime reads has its type: a field
+    that has not is replaced by its default and named in ``problems``."""
+    rec = dict(raw)
+
+    def fix(key: str, ok: Callable[[Any], bool], default: Any, expected: str) -> None:
+        value = raw.get(key, default)
+        if ok(value):
+            rec[key] = value
+            return
+        if key in raw:
+            problems.append(f"job.json: {key} is {raw[key]!r}, expected {expected}")
+        rec[key] = default
+
+    def count(v: Any) -> bool:
+        return isinstance(v, int) and not isinstance(v, bool) and v >= 0
+
+    fix("name", valid_name, folder if valid_name(folder) else "run", "a job name (letters, digits, '_', '.', '-')")
+    fix("kind", lambda v: isinstance(v, str) and bool(v), "?", "an engine kind")
+    fix("status", lambda v: v in STATES, "stopped" if "status" in raw else "done", f"one of {', '.join(STATES)}")
+    fix("config", lambda v: isinstance(v, dict), {}, "a JSON object")
+    fix("step", count, 0, "a step count")
+    fix("elapsed_s", lambda v: _is_number(v) and math.isfinite(v) and v >= 0, 0.0, "seconds")
+    fix("progress", lambda v: _is_number(v) or v is None, math.nan, "a fraction")
+    rec["progress"] = math.nan if rec["progress"] is None else float(rec["progress"])
+    fix("save_every", lambda v: _is_number(v) and v > 0, 5.0, "positive seconds")
+    rec["save_every"] = float(rec["save_every"])
+    fix("budget_words", lambda v: isinstance(v, list) and all(isinstance(w, str) for w in v), [], "a list of words")
+    fix("threads", lambda v: v is None or (count(v) and v >= 1), None, "null or a positive integer")
+    for key in ("error", "traceback", "note"):
+        if key in raw and not isinstance(raw[key], str):
+            problems.append(f"job.json: {key} is not text")
+            rec[key] = str(raw[key])
+    metrics = raw.get("metrics") or {}
+    if not isinstance(metrics, dict):
+        problems.append(f"job.json: metrics is {metrics!r}, expected a JSON object")
+        metrics = {}
+    rec["metrics"] = _clean_metrics_noting(metrics, "job.json", problems)
+    return rec
+
+
+def _clean_metrics_noting(metrics: Mapping[str, Any], where: str, problems: list[str] | None) -> dict[str, float]:
+    """Metrics as floats; each value that is not a number becomes NaN and, given
+    ``problems``, is named there."""
+    out = clean_metrics(metrics)
+    if problems is not None:
+        for k, v in metrics.items():
+            if not (_is_number(v) or v is None):
+                problems.append(f"{where}: metric {k!r} is {v!r}, not a number (shown as NaN)")
+    return out
+
+
+def load_events(store: RunStore, status: str, problems: list[str] | None = None) -> ThinnedHistory[Event]:
+    """A run's metric history from its ``events.jsonl``, streamed into a bounded
+    :class:`ThinnedHistory`. A line that is not a valid event (cut by a crash, not
+    UTF-8, not JSON, a field of the wrong type) is skipped and, given ``problems``,
+    counted there."""
+    import json
+
+    out: ThinnedHistory[Event] = ThinnedHistory(HISTORY_RECENT)
+    path = store.events_jsonl
     if not path.exists():
         return out
-    with open(path, encoding="utf-8") as f:
-        for line in f:
+    bad: list[int] = []
+    odd_metrics: list[str] = []
+    with open(path, "rb") as f:
+        for lineno, line in enumerate(f, 1):
             try:
-                d = json.loads(line)
-                out.append(Event(int(d["step"]), float(d["wall_time"]), d["metrics"], status))
-            except (json.JSONDecodeError, KeyError, TypeError, ValueError):
+                d = json.loads(line.decode("utf-8"))
+                step, wall, metrics = d["step"], d["wall_time"], d["metrics"]
+                if not (isinstance(step, int) and not isinstance(step, bool) and _is_number(wall)
+                        and isinstance(metrics, dict)):
+                    raise TypeError
+            except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError):
+                bad.append(lineno)
                 continue
+            if len(odd_metrics) < 3 and not all(_is_number(v) or v is None for v in metrics.values()):
+                odd_metrics.append(f"line {lineno}")
+            out.append(Event(step, float(wall), clean_metrics(metrics), status))
+    if problems is not None and bad:
+        where = ", ".join(map(str, bad[:5])) + (", ..." if len(bad) > 5 else "")
+        problems.append(f"events.jsonl: {len(bad)} line(s) are not valid events (not UTF-8 JSON with step, "
+                        f"wall_time and metrics), skipped: line {where}")
+    if problems is not None and odd_metrics:
+        problems.append(f"events.jsonl: metric values that are not numbers are shown as NaN ({', '.join(odd_metrics)})")
     return out

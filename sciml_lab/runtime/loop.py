@@ -6,7 +6,8 @@ snapshot), and ``send(message)`` reports back. Thread, process and Dask executor
 differ only in how those two travel, so the monitor cannot tell them apart.
 
 Messages sent by the loop:
-    ("status", status, info)                      status changes; info has error/traceback on failure
+    ("status", status, info)                      status changes; info has error/traceback on failure,
+                                                  and the step a segment starts from when running
     ("events", [(step, wall_time, metrics, progress), ...])   live metrics, in batches
     ("extended", budget)                          an extend command was applied
     ("saved", step, tree_or_None)                 result.nc and the checkpoint were written
@@ -15,6 +16,7 @@ Messages sent by the loop:
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import sys
@@ -97,13 +99,11 @@ def drive(
     elapsed0 = float(record.get("elapsed_s", 0.0))
     t0 = time.monotonic()
     events_log = None
-    if store is not None:
-        events_log = open(store.path / "events.jsonl", "a", encoding="utf-8")
 
     def elapsed() -> float:
         return elapsed0 + time.monotonic() - t0
 
-    def save(status: str, last_metrics: Mapping[str, float] | None = None) -> None:
+    def save(status: str, last_metrics: Mapping[str, float] | None = None, checkpoint: bool = True) -> None:
         record.update(status=status, step=step, elapsed_s=elapsed(), progress=_progress(engine), updated=now_iso())
         if last_metrics is not None:
             record["metrics"] = dict(last_metrics)
@@ -112,13 +112,16 @@ def drive(
             if events_log is not None:
                 events_log.flush()
             store.write_result(tree)
-            store.write_checkpoint({"engine": engine.state_dict(), "runtime": {"step": step, "elapsed_s": elapsed()}})
+            if checkpoint:
+                store.write_checkpoint({"engine": engine.state_dict(),
+                                        "runtime": {"step": step, "elapsed_s": elapsed()}})
             store.write_json(record)
         link.send(("saved", step, tree if link.local else None))
 
     record.update(started=record.get("started") or now_iso())
     record.pop("verdict", None)  # a new segment (extend, resume) is judged when it ends
-    link.send(("status", "running", {}))
+    # the step this segment starts from: a resumed run forgets what came after its checkpoint
+    link.send(("status", "running", {"step": step}))
     metrics: dict[str, float] = dict(record.get("metrics") or {})
     live_view = getattr(engine, "live_view", None)
     last_view = -math.inf
@@ -130,6 +133,10 @@ def drive(
             last_view = time.monotonic()
 
     try:
+        if store is not None:
+            store.remove_stale_temps()
+            store.trim_events(step)
+            events_log = open(store.events_jsonl, "a", encoding="utf-8")
         save("running")  # the run folder holds a readable result from the first moment
         last_save = time.monotonic()
         final = None
@@ -167,9 +174,13 @@ def drive(
     except BaseException as exc:  # noqa: BLE001 - a failing engine must never take the kernel down
         tb = traceback.format_exc()
         error = f"{type(exc).__name__}: {exc}"
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            error += "; free some space, then extend the job to resume it from its last checkpoint"
         record.update(error=error, traceback=tb, verdict=judge(engine, "failed", metrics, error).to_json())
         try:
-            save("failed", metrics)  # keep everything produced so far
+            # keep everything produced so far; the checkpoint stays the last one taken between two
+            # steps (an engine that failed inside a step may be half-updated: no state to resume from)
+            save("failed", metrics, checkpoint=False)
         except BaseException as save_exc:  # noqa: BLE001
             record["save_error"] = f"{type(save_exc).__name__}: {save_exc}"
             if store is not None:
@@ -183,7 +194,10 @@ def drive(
         return "failed"
     finally:
         if events_log is not None:
-            events_log.close()
+            try:
+                events_log.close()
+            except OSError:  # a full disk: the lines that did not fit are lost, the run is not
+                pass
 
 
 def _progress(engine: Engine) -> float:

@@ -5,7 +5,8 @@ of metrics are buffered on the job's thread and flushed to the browser by one
 shared pump thread at most ``max_rate`` times a second, as a single float64
 binary buffer per flush, however fast the engine steps. A view that renders late
 (``%sciml show``, a second view of the same widget, a reloaded page) asks for the
-whole history with a ``sync`` message.
+whole history with a ``sync`` message: the monitor keeps a bounded, thinned copy
+of the rows (the latest ones in full), so its memory does not grow with the job.
 
 Front end: ``js/src/monitor.js`` (uPlot charts), built into ``static/``.
 """
@@ -23,10 +24,13 @@ import anywidget
 import numpy as np
 import traitlets as t
 
+from ..runtime.history import ThinnedHistory
+
 __all__ = ["Monitor", "STATIC", "monitor_spec"]
 
 STATIC = Path(__file__).parent / "static"
 MAX_SYNC_ROWS = 20_000
+MAX_EXTEND = 10**12  # a budget beyond this is a typo, not a plan
 
 
 def _finite_or_none(x: float) -> float | None:
@@ -155,6 +159,7 @@ class Monitor(anywidget.AnyWidget):
     budget_words = t.List(t.Unicode()).tag(sync=True)
     extend_default = t.Dict().tag(sync=True)
     run_dir = t.Unicode("").tag(sync=True)
+    resumable = t.Bool(False).tag(sync=True)  # whether Extend can take a failed job on from its checkpoint
     view = t.Dict().tag(sync=True)  # the engine's live table (e.g. a Pareto front in LaTeX)
     verdict = t.Dict(None, allow_none=True).tag(sync=True)  # the finished job's verdict (the status pill)
 
@@ -166,7 +171,8 @@ class Monitor(anywidget.AnyWidget):
         self.min_interval = 1.0 / max_rate
         self._lock = threading.Lock()
         self._names: list[str] = []
-        self._rows: list[list[float]] = []  # full history, for late views
+        self._rows: ThinnedHistory[list[float]] = ThinnedHistory(MAX_SYNC_ROWS // 2)  # for late views
+        self._reset = False  # a resumed job went back to its checkpoint: late rows replace the shown ones
         self._pending: list[list[float]] = []
         self._status_dirty = True
         self._last_flush = 0.0
@@ -204,6 +210,10 @@ class Monitor(anywidget.AnyWidget):
     def _on_event(self, job, event) -> None:
         with self._lock:
             if event.metrics:
+                if self._rows and event.step <= self._rows[-1][0]:
+                    # resumed from an earlier checkpoint: forget the steps that come again
+                    self._rows.retain(lambda r: r[0] < event.step)
+                    self._pending, self._reset = [], True
                 self._add_row(event)
             else:
                 self._status_dirty = True
@@ -222,7 +232,8 @@ class Monitor(anywidget.AnyWidget):
             return
         job = self.job
         with self._lock:
-            rows, self._pending = self._pending, []
+            reset, self._reset = self._reset, False
+            rows, self._pending = (list(self._rows), []) if reset else (self._pending, [])
             status_dirty, self._status_dirty = self._status_dirty, False
             names = list(self._names)
             buf = self._rows_buffer(rows) if rows else None
@@ -246,16 +257,17 @@ class Monitor(anywidget.AnyWidget):
             if status_dirty:
                 verdict = job.verdict
                 self.verdict = verdict.to_json() if verdict is not None else None
+                self.resumable = bool(job.resumable and job.engine is not None and job.store is not None)
                 self.error = job.error or ""
                 self.traceback = job.traceback or ""
                 self.note = self.spec.get("note", "") or job.record.get("note", "")
         if buf is not None:
-            self.send({"type": "rows", "reset": False, "names": names, "n": len(rows)}, [buf])
+            self.send({"type": "rows", "reset": reset, "names": names, "n": len(rows)}, [buf])
             self.flushes += 1
 
     def _send_history(self) -> None:
         with self._lock:
-            rows = self._rows
+            rows = list(self._rows)
             if len(rows) > MAX_SYNC_ROWS:  # keep the shape: an even stride plus the latest row
                 stride = math.ceil(len(rows) / MAX_SYNC_ROWS)
                 rows = rows[::stride] + ([rows[-1]] if (len(rows) - 1) % stride else [])
@@ -271,12 +283,25 @@ class Monitor(anywidget.AnyWidget):
         elif kind == "stop":
             self.job.stop()
         elif kind == "extend":
-            budget = content.get("budget") or self.extend_default
             try:
-                self.job.extend(**{k: int(v) for k, v in budget.items()})
+                self.job.extend(**self._budget(content.get("budget")))
                 self.note = ""
-            except (ValueError, RuntimeError) as exc:
+            except Exception as exc:  # noqa: BLE001 - a message from the page must never raise in the kernel
                 self.note = str(exc)
+
+    def _budget(self, budget: Any) -> dict[str, int]:
+        """The budget of an extend message: the default if none is given, else a
+        mapping of budget words to positive integers (not bool, float or text)."""
+        if budget is None:
+            return dict(self.extend_default)
+        words = list(self.budget_words)
+        if not isinstance(budget, dict) or not budget:
+            raise ValueError(f"extend: expected a budget such as {{{words[0] if words else 'steps'!r}: 100}}, "
+                             f"got {budget!r}")
+        for k, v in budget.items():  # the words are checked by the job, against the engine's
+            if isinstance(v, bool) or not isinstance(v, int) or not 0 < v <= MAX_EXTEND:
+                raise ValueError(f"extend: {k} must be a whole number from 1 to {MAX_EXTEND:.0e}, got {v!r}")
+        return dict(budget)
 
     def close(self) -> None:
         unsubscribe = getattr(self, "_unsubscribe", None)  # absent if __init__ failed
