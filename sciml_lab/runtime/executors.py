@@ -317,42 +317,6 @@ def _segment_files(store_path: "str | os.PathLike", tag: str) -> tuple[Path, Pat
     return root / f".dask-{tag}.stop", root / f".dask-{tag}.json"
 
 
-def rewind_events(store: RunStore, step: int) -> int:
-    """Cut ``events.jsonl`` back to the steps up to ``step`` (the checkpoint a run
-    resumes from), so that the steps run again are not logged twice; a line cut by a
-    crash goes too. Returns the number of lines dropped.
-
-    Example:
-        >>> import tempfile
-        >>> s = RunStore(tempfile.mkdtemp())
-        >>> _ = (s.path / "events.jsonl").write_text('{"step": 1}\\n{"step": 2}\\n{"st')
-        >>> rewind_events(s, 1), (s.path / "events.jsonl").read_text()
-        (2, '{"step": 1}\\n')
-    """
-    import json
-
-    from .store import atomic_write
-
-    path = store.path / "events.jsonl"
-    if not path.exists():
-        return 0
-    keep, dropped = [], 0
-    with open(path, encoding="utf-8", errors="replace") as f:
-        for line in f:
-            try:
-                ok = line.endswith("\n") and int(json.loads(line)["step"]) <= step
-            except (ValueError, KeyError, TypeError):
-                ok = False
-            if ok:
-                keep.append(line)
-            else:
-                dropped += 1
-    if dropped:
-        text = "".join(keep)
-        atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
-    return dropped
-
-
 class _DaskLink:
     """Each Queue.put is a scheduler round trip: metric events are buffered and sent
     in batches by a flusher thread (5 Hz), other messages at once, in order.
@@ -458,7 +422,7 @@ def _dask_main(payload: bytes, tag: str, store_path: str, record: dict, save_eve
             rec["resumed_from"] = int(rec.get("step", 0))
             rec["note"] = (f"resumed from step {rec['resumed_from']} after the Dask worker running it was lost "
                            f"({lost} time{'s' if lost > 1 else ''})")
-            rewind_events(store, rec["resumed_from"])
+            # the loop cuts events.jsonl back to this step as any resumed segment does
 
     final = run_segment(lambda: cloudpickle.loads(payload), link, store, record, save_every=save_every,
                         resume=resume, budgets=budgets, before_drive=rewind)
