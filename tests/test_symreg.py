@@ -215,7 +215,7 @@ def test_fit_returns_a_job_whose_result_carries_names_units_and_the_front(runs):
     (lambda X, y: (X, np.where(np.arange(40) == 0, np.inf, y)), "y: expected finite"),
     (lambda X, y: (X, y[:30]), "same number of samples"),
     (lambda X, y: (X, np.full(40, 2.0)), "constant"),
-    (lambda X, y: (X[:5], y[:5]), "too few samples"),
+    (lambda X, y: (X[:2], y[:2]), "too few samples: expected at least 3, got 2"),
 ], ids=["nan-X", "inf-y", "lengths", "constant-y", "few-samples"])
 def test_bad_data_gets_a_specific_error(make, message):
     X = uniform(40, 2)
