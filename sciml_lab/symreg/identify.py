@@ -4,8 +4,11 @@ A search evaluates candidates on a fixed subsample of rows (``search_rows``); th
 members of its Pareto front are then scored on *all* rows, a bounded number of rows
 per step (:class:`FullScore` accumulates across steps). The same pass accumulates the
 Gauss–Newton matrix ``JᵀJ`` of each member's residuals with respect to its constants,
-which gives their standard errors and intervals (the linearised least-squares
-covariance ``s² (JᵀJ)⁻¹``, ``s² = SSE / (n - p)``).
+which gives their standard errors and intervals: the larger of the linearised
+least-squares variance (``s² (JᵀJ)⁻¹``, ``s² = SSE / (n - p)``) and the
+heteroscedasticity-robust one (White's sandwich with the HC1 factor ``n / (n - p)``),
+so that noise proportional to the signal (1 % relative noise) does not give
+intervals that are too narrow.
 
 The displayed equation drops constants that are zero within their uncertainty (when
 that does not worsen the fit), rounds the others to their uncertainty (two significant
@@ -13,7 +16,9 @@ digits of the standard error) and is simplified by sympy.
 
 References:
     Bates & Watts, "Nonlinear Regression Analysis and Its Applications" (1988), ch. 2
-    (linear approximation inference for nonlinear least squares).
+    (linear approximation inference for nonlinear least squares); White, "A
+    Heteroskedasticity-Consistent Covariance Matrix Estimator" (1980),
+    https://doi.org/10.2307/1912934; MacKinnon & White (1985) for HC1.
 """
 
 from __future__ import annotations
@@ -74,6 +79,7 @@ class FullScore:
         self.row = 0
         self.sse = 0.0
         self.jtj = np.zeros((k, k))
+        self.meat = np.zeros((k, k))  # sum of r_i^2 J_i J_i^T (heteroscedasticity-robust covariance)
         self.finite = True
 
     @property
@@ -115,6 +121,8 @@ class FullScore:
                 J = J * sw
             J = torch.where(torch.isfinite(J), J, torch.zeros((), dtype=J.dtype, device=J.device))
             self.jtj += (J @ J.T).cpu().numpy()
+            Jr = J * r
+            self.meat += (Jr @ Jr.T).cpu().numpy()
         self.row += rows
         return rows * (k + 1)
 
@@ -139,8 +147,10 @@ class FullScore:
         if top <= 0:
             return [ConstantInterval(v, math.inf, -math.inf, math.inf) for v in values]
         inv = 1.0 / np.maximum(lam, top * 1e-15)  # near-null directions: (almost) unbounded variance
-        cov = (vec * inv) @ vec.T * s2
-        std = np.sqrt(np.maximum(np.diag(cov), 0.0))
+        bread = (vec * inv) @ vec.T
+        classical = np.diag(bread) * s2
+        robust = np.diag(bread @ self.meat @ bread) * n / dof  # HC1: right when the noise varies by row
+        std = np.sqrt(np.maximum(np.maximum(classical, robust), 0.0))
         # exact fits (s2 = 0) are exact to rounding, not infinitely precise
         std = np.maximum(std, 1e-12 * np.abs(values))
         q = float(stdtrit(dof, 0.5 + level / 2))
