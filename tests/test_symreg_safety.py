@@ -121,3 +121,17 @@ def test_custom_operators_are_opaque_functions(saved):
     assert type(expr.args[1]).__name__ == "myop" or "myop" in str(expr)
     with pytest.raises(ValueError, match="custom operator"):
         equation_from_text("myop(x0)", ["x0"], ["myop"])
+
+
+@pytest.mark.parametrize("module", ["grammar", "identify"])
+def test_docstring_examples_of_the_grammar_and_the_intervals_run(module):
+    import doctest
+    import importlib
+    import inspect
+
+    mod = importlib.import_module(f"sciml_lab.symreg.{module}")
+    result = doctest.testmod(mod, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    assert result.attempted > 0 and result.failed == 0
+    missing = [n for n in mod.__all__ if (inspect.isfunction(getattr(mod, n)) or inspect.isclass(getattr(mod, n)))
+               and "Example" not in (inspect.getdoc(getattr(mod, n)) or "")]
+    assert not missing

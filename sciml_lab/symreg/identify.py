@@ -38,7 +38,12 @@ FEW_ROWS = 10
 
 
 class ConstantInterval(tuple):
-    """``(value, std, lower, upper)`` of one fitted constant (``std`` inf: not identified)."""
+    """``(value, std, lower, upper)`` of one fitted constant (``std`` inf: not identified).
+
+    Example:
+        >>> ConstantInterval(2.0, 0.1, 1.8, 2.2).identified, ConstantInterval(1.6e8, 2.5e9, -4.8e9, 5.1e9).identified
+        (True, False)
+    """
 
     __slots__ = ()
 
