@@ -357,23 +357,43 @@ def test_ideal_gas_with_noise_finds_nT_over_V_with_an_honest_interval_or_warns()
                     assert any(f"constant {value:.6g} of the selected equation" in w for w in warnings), warnings
 
 
-def test_a_recovered_coulomb_law_displays_compactly():
+def scored_as_found(e, text, X, y):
+    """The engine with ``text`` as its only front member (as a search found it), scored on all rows."""
     from sciml_lab.symreg.expression import from_sympy
     from sciml_lab.symreg.grammar import parse_equation
 
+    tok, const = from_sympy(parse_equation(text, e.vocab.variables), e.vocab)
+    pred = Equation(tok, const, e.vocab).numpy()(X)
+    e.hof = {len(tok): (tok, const, float(np.mean((pred - y) ** 2)))}
+    e.iteration = e.budget  # the search is over: steps now only score the front on all rows
+    return run(e)
+
+
+def test_the_ideal_gas_equation_of_the_report_warns_that_its_constants_are_unidentified():
+    rng = np.random.default_rng(0)
+    n, T, V = rng.uniform(1, 5, 200), rng.uniform(250, 400, 200), rng.uniform(0.01, 0.1, 200)
+    P = n * 8.314 * T / V * (1 + 0.01 * rng.normal(size=200))
+    X = np.stack([n, T, V], 1)
+    e = SymRegEngine(X, P, features=["n", "T", "V"], target="P", ops="+ - * /", iterations=1, device="cpu")
+    tree = scored_as_found(e, "162815617.79*n/(0.3252 + 19530944.84*V/T) - 546.3", X, P).snapshot()
+    warnings = json.loads(tree.attrs["warnings"])
+    # 0.3252 is zero within its interval and dropping it does not worsen the fit; without it only the
+    # ratio of the two large constants is determined (8.336, shown), each alone is not
+    assert tree.attrs["selected_display"] == "8.336*T*n/V - 546.3"
+    for c in ("1.62816e+08", "1.95309e+07", "546.3"):
+        assert sum(w.startswith(f"constant {c} of the selected equation") and "not identified" in w
+                   for w in warnings) == 1, warnings
+    assert len(warnings) == 3
+
+
+def test_a_recovered_coulomb_law_displays_compactly():
     rng = np.random.default_rng(0)
     X = rng.uniform([1, 1, 0.5], [5, 5, 3], (200, 3))
     F = X[:, 0] * X[:, 1] / (4 * np.pi * X[:, 2] ** 2)
     e = SymRegEngine(X, F, features=["q1", "q2", "r"], ops="+ - * /", iterations=1, device="cpu")
     k = 1 / (4 * np.pi)
     # the form a search returned, with its constants in full
-    found = parse_equation(f"({k!r}*q1 - ({k!r}*q1*(-q2 + r) - 8.4e-18)/(r + 4.4e-17))/r", ["q1", "q2", "r"])
-    tok, const = from_sympy(found, e.vocab)
-    pred = Equation(tok, const, e.vocab).numpy()(X)
-    e.hof = {len(tok): (tok, const, float(np.mean((pred - F) ** 2)))}
-    e.iteration = e.budget  # the search is over: steps now only score the front on all rows
-    run(e)
-    tree = e.snapshot()
+    tree = scored_as_found(e, f"({k!r}*q1 - ({k!r}*q1*(-q2 + r) - 8.4e-18)/(r + 4.4e-17))/r", X, F).snapshot()
     assert tree.attrs["selected_display"] == "0.0795775*q1*q2/r**2"
     assert tree.attrs["selected_latex"] == r"\frac{0.0795775 q_{1} q_{2}}{r^{2}}"
     assert json.loads(tree.attrs["warnings"]) == []

@@ -816,9 +816,17 @@ class SymRegEngine:
                 t, cc = pack([(tok, c)], self.maxsize, self.device_obj, self.dtype)
                 return float(weighted_mse(evaluate(t, cc, self.Xs, self.vocab), self.ys, self.ws)[0])
 
+            def refit(c: list[float], fixed: list[int]) -> list:
+                # the reduced equation, on the search rows (all rows when there are at most search_rows)
+                score = FullScore(tok, c, fixed)
+                while not score.done(len(self.ys)):
+                    score.advance(self.Xs, self.ys, self.ws, self.vocab, 1 << 22)
+                return score.intervals(len(self.ys))
+
             try:
-                expr, dropped = display_expression(tok, const, intervals, self.vocab, loss_of, search_loss,
-                                                   len(self.ys), self.floor, full_simplify=selected)
+                expr, dropped, intervals = display_expression(tok, const, intervals, self.vocab, loss_of, search_loss,
+                                                              len(self.ys), self.floor, full_simplify=selected,
+                                                              refit=refit)
                 text, latex = str(expr), sympy.latex(expr)
             except Exception:  # sympy may choke on exotic custom operators: show the plain form
                 (text, latex), dropped = self._texts(tok, const), []
@@ -873,11 +881,13 @@ class SymRegEngine:
         few = few_rows_warning(n, text, n_const)
         if few:
             out.append(few)
+        full_text = self._texts(t, c)[0]
         for _, ci in kept:
             if not ci.identified:
-                out.append(f"constant {ci.value:.6g} of the selected equation {text} is not identified by the data: "
-                           f"its 95% interval [{ci.lower:.3g}, {ci.upper:.3g}] is wider than its magnitude "
-                           "(a simpler equation on the front, more data or a wider range of inputs may pin it down)")
+                out.append(f"constant {ci.value:.6g} of the selected equation {full_text} (displayed as {text}) is not "
+                           f"identified by the data: its 95% interval [{ci.lower:.3g}, {ci.upper:.3g}] is wider than "
+                           "its magnitude (a simpler equation on the front, more data or a wider range of inputs may "
+                           "pin it down)")
         return out
 
     def _snapshot(self, max_points: int) -> xr.DataTree:

@@ -76,10 +76,11 @@ class FullScore:
         (3.0, True, True)
     """
 
-    def __init__(self, tokens: Sequence[int], constants: Sequence[float]):
+    def __init__(self, tokens: Sequence[int], constants: Sequence[float], fixed: Sequence[int] = ()):
         self.tokens = list(tokens)
         self.constants = list(constants)
-        self.positions = [i for i, t in enumerate(self.tokens) if t == CONST]
+        # the constants fitted (those at positions in ``fixed`` are held at their values)
+        self.positions = [i for i, t in enumerate(self.tokens) if t == CONST and i not in set(fixed)]
         k = len(self.positions)
         self.row = 0
         self.sse = 0.0
@@ -192,21 +193,27 @@ def _round(value: float, digits: int) -> float:
 
 def display_expression(tokens: Sequence[int], constants: Sequence[float], intervals: Sequence[ConstantInterval],
                        vocab: Vocabulary, loss_of: Callable[[list[float]], float], loss: float, n: int,
-                       floor: float = 0.0, full_simplify: bool = True) -> tuple[Any, list[int]]:
-    """The displayed sympy expression of a member and the positions of constants dropped as zero.
+                       floor: float = 0.0, full_simplify: bool = True,
+                       refit: Callable[[list[float], list[int]], list[ConstantInterval]] | None = None,
+                       ) -> tuple[Any, list[int], list[ConstantInterval]]:
+    """The displayed sympy expression of a member, the positions of constants dropped as zero,
+    and the intervals of its constants.
 
     A constant whose interval contains zero is set to zero when the loss (``loss_of(constants)``)
     grows by no more than about two residual variances (``loss * 4 / (n - p)``, as for a
     dropped parameter that is truly zero); the others are rounded to their uncertainty; the
     result is simplified by sympy (the shortest of the plain, cancelled and, with
-    ``full_simplify``, ``simplify``-ed forms; ``simplify`` can take a second).
+    ``full_simplify``, ``simplify``-ed forms; ``simplify`` can take a second). When
+    constants are dropped, ``refit(constants, dropped_positions)`` gives the intervals of
+    the kept ones in the reduced equation (dropping can leave the others unidentified:
+    ``c1*n/(0.3 + c2*V/T)`` without its 0.3 only pins down ``c1/c2``).
 
     Example:
         >>> from sciml_lab.symreg.expression import parse_ops
         >>> v = Vocabulary(["x"], *parse_ops("+ *"))                  # c=1, x=2, +=3, *=4
         >>> cis = [ConstantInterval(2.4999999, 1e-4, 2.4997, 2.5002), ConstantInterval(1e-17, 1e-9, -2e-9, 2e-9)]
-        >>> expr, dropped = display_expression([1, 2, 4, 1, 3], [2.4999999, 0, 0, 1e-17, 0], cis, v,
-        ...                                    lambda c: 0.0, 0.0, 50)
+        >>> expr, dropped, _ = display_expression([1, 2, 4, 1, 3], [2.4999999, 0, 0, 1e-17, 0], cis, v,
+        ...                                       lambda c: 0.0, 0.0, 50)
         >>> str(expr), dropped
         ('2.5*x', [3])
     """
@@ -227,11 +234,17 @@ def display_expression(tokens: Sequence[int], constants: Sequence[float], interv
         if loss_of(trial) <= tolerance:
             consts = trial
             dropped.append(positions[j])
+    intervals = list(intervals)
+    if dropped and refit is not None:
+        kept = iter(refit(list(consts), sorted(dropped)))
+        intervals = [ci if p in dropped else next(kept) for p, ci in zip(positions, intervals)]
     digits = 1
     for j, p in enumerate(positions):
         if p in dropped:
             continue
-        d = display_digits(consts[p], intervals[j].std)
+        # a constant the data cannot pin down keeps 4 digits: it may only matter in a combination
+        # with others (c1/c2) that is well determined; a warning names it
+        d = display_digits(consts[p], intervals[j].std) if intervals[j].identified else 4
         digits = max(digits, d)
         consts[p] = _round(consts[p], d)
     expr = Equation(tokens, consts, vocab).sympy()
@@ -246,7 +259,7 @@ def display_expression(tokens: Sequence[int], constants: Sequence[float], interv
         if sympy.count_ops(cand) < sympy.count_ops(best):
             best = cand
     best = best.xreplace({f: sympy.Float(_round(float(f), digits), max(digits, 1)) for f in best.atoms(sympy.Float)})
-    return best, sorted(dropped)
+    return best, sorted(dropped), intervals
 
 
 def few_rows_warning(n: int, equation: str, n_constants: int) -> str | None:
