@@ -15,6 +15,7 @@ import xarray as xr
 
 from sciml_lab.symreg import SymRegEngine, bootstrap_constants, equation, fit, is_exact_recovery, select
 from sciml_lab.symreg.constants import fit_constants
+from sciml_lab.symreg.engine import SEARCH_ROWS
 from sciml_lab.symreg.expression import Equation, Vocabulary, evaluate, pack, parse_ops
 from sciml_lab.symreg.variation import Constraints, crossover, fold_constants, mutate, random_program
 
@@ -277,12 +278,12 @@ def test_steps_do_bounded_work_on_a_million_rows_and_the_front_is_scored_on_all_
     assert e.iteration == 3 and len(per_step) > 3  # scoring the front on all rows took further steps
     tree = e.snapshot()
     sel = int(np.argmax(tree["pareto"]["selected"].values))
-    assert tree.attrs["scored_on_all_rows"] and tree.attrs["search_rows"] == 4096
+    assert tree.attrs["scored_on_all_rows"] and tree.attrs["search_rows"] == e.search_rows < 10 ** 6
     assert (tree["pareto"]["loss_rows"].values == 10 ** 6).all()
     full = float(np.mean((e.best().numpy()(X) - y) ** 2))
     assert float(tree["pareto"]["loss"][sel]) == pytest.approx(full, rel=1e-9)
     t, c, search_loss = e.front_programs()[e.selected_index()]
-    assert float(tree["pareto"]["loss"][sel]) != search_loss  # not the loss on the 4096 search rows
+    assert float(tree["pareto"]["loss"][sel]) != search_loss  # not the loss on the search rows
 
 
 def test_a_search_on_a_million_rows_stops_at_the_next_step():
@@ -298,7 +299,7 @@ def test_a_search_on_a_million_rows_stops_at_the_next_step():
     assert job.wait(120) == "stopped"
     assert s0 >= 1 and job.step <= s0 + 2  # a step in flight finishes, no more
     warnings = json.loads(job.result.attrs["warnings"])
-    assert any("subsample of 4096 of 1000000 rows" in w for w in warnings), warnings
+    assert any(f"subsample of {SEARCH_ROWS} of 1000000 rows" in w for w in warnings), warnings
 
 
 KEPLER_A = np.array([0.387, 0.723, 1.0, 1.524, 5.203, 9.537, 19.19, 30.07])  # AU

@@ -38,7 +38,8 @@ from .expression import CONST, PAD, UNARY, Equation, Vocabulary, evaluate, from_
 from .identify import FullScore, display_expression, few_rows_warning
 from .variation import Constraints, Program, crossover, fold_constants, mutate, random_program
 
-__all__ = ["SymRegEngine", "cpu_threads", "DEFAULT_OPS", "DEFAULT_NESTED", "SELECTIONS", "pareto_scores", "select"]
+__all__ = ["SymRegEngine", "cpu_threads", "DEFAULT_OPS", "DEFAULT_NESTED", "SELECTIONS", "SEARCH_ROWS", "SCORE_ROWS_PER_STEP",
+           "pareto_scores", "select"]
 
 DEFAULT_OPS = "+ - * / sin cos exp log"
 _TRIG = ["sin", "cos", "tan"]
@@ -50,7 +51,7 @@ SELECTIONS = ("best", "accuracy", "score")
 #: a relative loss below this is "exact to numerical precision" (floor of log-loss and scores)
 EXACT = 1e-12
 #: default number of rows the search evaluates candidates on (a fixed subsample of larger data)
-SEARCH_ROWS = 4096
+SEARCH_ROWS = 2048
 #: default row-evaluations per step spent scoring the front on all rows
 SCORE_ROWS_PER_STEP = 1 << 20
 
