@@ -400,6 +400,14 @@ def test_a_recovered_coulomb_law_displays_compactly():
     assert json.loads(tree.attrs["warnings"]) == []
     # the machine-readable equation keeps every constant in full
     assert "8.4e-18" in tree.attrs["selected_equation"]
+    # found as q1*q2/(4*pi*r*r): the reciprocal is rounded after simplification (1/12.5664 would show 0.0795773)
+    t = e.vocab.token
+    tok = [t("q1"), t("q2"), t("*"), t("c"), t("r"), t("*"), t("r"), t("*"), t("/")]
+    const = [0, 0, 0, 4 * np.pi, 0, 0, 0, 0, 0]
+    e = SymRegEngine(X, F, features=["q1", "q2", "r"], ops="+ - * /", iterations=1, device="cpu")
+    e.hof = {len(tok): (tok, const, float(np.mean((Equation(tok, const, e.vocab).numpy()(X) - F) ** 2)))}
+    e.iteration = e.budget
+    assert run(e).snapshot().attrs["selected_display"] == "0.0795775*q1*q2/r**2"
 
 
 def test_constant_intervals_cover_the_truth_under_relative_noise():

@@ -238,7 +238,7 @@ def display_expression(tokens: Sequence[int], constants: Sequence[float], interv
     if dropped and refit is not None:
         kept = iter(refit(list(consts), sorted(dropped)))
         intervals = [ci if p in dropped else next(kept) for p, ci in zip(positions, intervals)]
-    digits = 1
+    digits, kept_digits = 1, []
     for j, p in enumerate(positions):
         if p in dropped:
             continue
@@ -246,7 +246,10 @@ def display_expression(tokens: Sequence[int], constants: Sequence[float], interv
         # with others (c1/c2) that is well determined; a warning names it
         d = display_digits(consts[p], intervals[j].std) if intervals[j].identified else 4
         digits = max(digits, d)
-        consts[p] = _round(consts[p], d)
+        kept_digits.append((consts[p], d))
+        # rounded after simplification (1/12.566371 must show 0.0795775, not 1/12.5664 = 0.0795773);
+        # three guard digits here let an integer-valued constant become that integer
+        consts[p] = _round(consts[p], min(d + 3, 15))
     expr = Equation(tokens, consts, vocab).sympy()
     # an integer-valued rounded constant is that integer (1.0*x is x); 0 terms vanish
     expr = expr.xreplace({f: sympy.Integer(int(f)) for f in expr.atoms(sympy.Float) if float(f).is_integer()})
@@ -258,7 +261,12 @@ def display_expression(tokens: Sequence[int], constants: Sequence[float], interv
             continue
         if sympy.count_ops(cand) < sympy.count_ops(best):
             best = cand
-    best = best.xreplace({f: sympy.Float(_round(float(f), digits), max(digits, 1)) for f in best.atoms(sympy.Float)})
+    def final_digits(v: float) -> int:  # a constant that survived simplification keeps its own digits
+        return next((d for c, d in kept_digits if abs(abs(v) - abs(c)) <= 1e-9 * abs(c)), digits)
+
+    best = best.xreplace({f: sympy.Float(_round(float(f), final_digits(float(f))), final_digits(float(f)))
+                          for f in best.atoms(sympy.Float)})
+    best = best.xreplace({f: sympy.Integer(int(f)) for f in best.atoms(sympy.Float) if float(f).is_integer()})
     return best, sorted(dropped), intervals
 
 
