@@ -41,7 +41,7 @@ def test_pareto_figure_hovers_the_equations(result):
     hover = fig.select_one(HoverTool)
     assert ("equation", "@equation") in hover.tooltips
     src = hover.renderers[0].data_source
-    assert list(src.data["equation"]) == list(result["pareto"]["equation"].values)
+    assert list(src.data["equation"]) == list(result["pareto"]["display"].values)
 
 
 def test_parity_and_residuals_use_the_selected_equation(result):

@@ -13,11 +13,13 @@ from typing import Any
 
 from .engine import DEFAULT_NESTED, DEFAULT_OPS, SymRegEngine, pareto_scores, select
 from .expression import Equation, Operator, equation_from_text
+from .grammar import parse_equation
 from .recovery import is_exact_recovery
 from .uncertainty import bootstrap_constants
 
 __all__ = ["fit", "SymRegEngine", "Equation", "Operator", "DEFAULT_OPS", "DEFAULT_NESTED", "pareto_scores",
-           "select", "equation_from_text", "is_exact_recovery", "bootstrap_constants", "equation"]
+           "select", "equation_from_text", "is_exact_recovery", "bootstrap_constants", "equation", "parse_equation",
+           "result_variables", "result_functions"]
 
 
 def fit(X: Any, y: Any = None, *, name: str | None = None, executor: Any = "thread", runs_dir: Any = None,
@@ -64,10 +66,7 @@ def equation(result: Any, complexity: int | None = None):
         >>> str(equation(tree))
         '2.5*x0*x1'
     """
-    import json
-
     import numpy as np
-    import sympy
 
     pareto = result["pareto"]
     if complexity is None:
@@ -77,6 +76,40 @@ def equation(result: Any, complexity: int | None = None):
         if complexity not in comps:
             raise ValueError(f"complexity: expected one of {comps}, got {complexity!r}")
         i = comps.index(complexity)
-    names = json.loads(result.attrs["features"])
-    symbols = {n: sympy.Symbol(n, real=True) for n in names}
-    return sympy.sympify(str(pareto["equation"].values[i]), locals=symbols)
+    return parse_equation(str(pareto["equation"].values[i]), result_variables(result), result_functions(result))
+
+
+def result_variables(result: Any) -> list[str]:
+    """The feature names of a result (its ``features`` attr), checked to be a JSON list of names.
+
+    Example:
+        >>> import xarray as xr
+        >>> tree = xr.DataTree(); tree.attrs["features"] = '["a", "b"]'
+        >>> result_variables(tree)
+        ['a', 'b']
+    """
+    import json
+
+    try:
+        names = json.loads(result.attrs["features"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ValueError(f"result: expected a 'features' attr holding a JSON list of names ({exc})") from None
+    if not isinstance(names, list) or not all(isinstance(n, str) and n.isidentifier() for n in names):
+        raise ValueError(f"result: expected the 'features' attr to be a JSON list of names, got {names!r}")
+    return names
+
+
+def result_functions(result: Any) -> list[str]:
+    """The custom operator names of a result (words of its ``ops`` attr beyond the built-in
+    operators), which its equations may call as opaque functions.
+
+    Example:
+        >>> import xarray as xr
+        >>> tree = xr.DataTree(); tree.attrs["ops"] = "sin myop + *"
+        >>> result_functions(tree)
+        ['myop']
+    """
+    from .expression import BINARY, UNARY
+
+    words = str(result.attrs.get("ops", "")).split()
+    return [w for w in words if w.isidentifier() and w not in UNARY and w not in BINARY]

@@ -15,7 +15,7 @@ import numpy as np
 
 __all__ = ["Dataset", "prepare_data", "MIN_SAMPLES"]
 
-MIN_SAMPLES = 10
+MIN_SAMPLES = 3
 
 
 @dataclasses.dataclass

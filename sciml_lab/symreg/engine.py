@@ -34,10 +34,12 @@ from ..device import resolve_device, resolve_dtype
 from ..runtime.engine import Badge, Chart, MonitorSpec, register_engine
 from .constants import fit_constants, weighted_mse
 from .data import prepare_data
-from .expression import PAD, UNARY, Equation, Vocabulary, evaluate, from_sympy, pack, parse_ops
+from .expression import CONST, PAD, UNARY, Equation, Vocabulary, evaluate, from_sympy, pack, parse_ops
+from .identify import FullScore, display_expression, few_rows_warning
 from .variation import Constraints, Program, crossover, fold_constants, mutate, random_program
 
-__all__ = ["SymRegEngine", "cpu_threads", "DEFAULT_OPS", "DEFAULT_NESTED", "SELECTIONS", "pareto_scores", "select"]
+__all__ = ["SymRegEngine", "cpu_threads", "DEFAULT_OPS", "DEFAULT_NESTED", "SELECTIONS", "SEARCH_ROWS", "SCORE_ROWS_PER_STEP",
+           "pareto_scores", "select"]
 
 DEFAULT_OPS = "+ - * / sin cos exp log"
 _TRIG = ["sin", "cos", "tan"]
@@ -48,6 +50,10 @@ DEFAULT_NESTED: dict[str, list[str]] = {**{t: _TRIG for t in _TRIG}, **{e: _EXPL
 SELECTIONS = ("best", "accuracy", "score")
 #: a relative loss below this is "exact to numerical precision" (floor of log-loss and scores)
 EXACT = 1e-12
+#: default number of rows the search evaluates candidates on (a fixed subsample of larger data)
+SEARCH_ROWS = 2048
+#: default row-evaluations per step spent scoring the front on all rows
+SCORE_ROWS_PER_STEP = 1 << 20
 
 
 def pareto_scores(complexity: Sequence[int], loss: Sequence[float], floor: float = 0.0) -> np.ndarray:
@@ -169,6 +175,13 @@ class SymRegEngine:
             of each step's children (the fittest with constants) that get them.
         migration_every, migration_fraction: island migration schedule.
         parsimony, adaptive_parsimony: fixed and frequency-based size penalties.
+        search_rows: the search evaluates candidates on a fixed random subsample of this
+            many rows (all rows when there are fewer; None: always all rows), so that
+            a step's work does not grow with the data.
+        score_rows_per_step: row-evaluations per step spent scoring the Pareto front on
+            *all* rows (with the Jacobian of each member's constants); once the search
+            ends, steps continue until every front member is scored, and the result
+            reports those losses and the constants' intervals.
         device, dtype, seed: placement, precision and reproducibility.
         threads: torch CPU threads used inside each step (default 1, see
             :func:`cpu_threads`; None: leave torch's setting).
@@ -199,8 +212,9 @@ class SymRegEngine:
                  iterations: int = 200, time_limit: float | None = None, stop_loss: "float | str | None" = "auto",
                  patience: int = 10, selection: str = "best", const_iterations: int = 8,
                  optimize_fraction: float = 0.3, migration_every: int = 5, migration_fraction: float = 0.05,
-                 parsimony: float = 1e-3, adaptive_parsimony: float = 20.0, device: str = "auto",
-                 dtype: str = "float64", threads: int | None = 1, seed: int = 0):
+                 parsimony: float = 1e-3, adaptive_parsimony: float = 20.0,
+                 search_rows: int | None = SEARCH_ROWS, score_rows_per_step: int = SCORE_ROWS_PER_STEP,
+                 device: str = "auto", dtype: str = "float64", threads: int | None = 1, seed: int = 0):
         self.data = prepare_data(X, y, target=target, features=features, weights=weights, units=units)
         self.ops_text = ops if isinstance(ops, str) else " ".join(ops)
         self.custom_ops = dict(custom_ops or {})
@@ -231,6 +245,8 @@ class SymRegEngine:
         self.migration_fraction = _check_float("migration_fraction", migration_fraction)
         self.parsimony = _check_float("parsimony", parsimony)
         self.adaptive_parsimony = _check_float("adaptive_parsimony", adaptive_parsimony)
+        self.search_rows = None if search_rows is None else _check_int("search_rows", search_rows, 3)
+        self.score_rows_per_step = _check_int("score_rows_per_step", score_rows_per_step, 1)
         self.seed = int(seed)
         self.threads = None if threads is None else _check_int("threads", threads, 1)
         self.device_obj = resolve_device(device)
@@ -240,6 +256,15 @@ class SymRegEngine:
         self.y = torch.as_tensor(self.data.y, dtype=self.dtype, device=self.device_obj)
         self.w = None if self.data.weights is None else torch.as_tensor(self.data.weights, dtype=self.dtype,
                                                                           device=self.device_obj)
+        n = len(self.data.y)
+        if self.search_rows is None or n <= self.search_rows:
+            self.search_idx = None
+            self.Xs, self.ys, self.ws = self.X, self.y, self.w
+        else:  # a fixed subsample, drawn from the seed (not from the search's random stream)
+            self.search_idx = np.sort(np.random.default_rng([self.seed, 1]).choice(n, self.search_rows, replace=False))
+            idx = torch.as_tensor(self.search_idx, device=self.device_obj)
+            self.Xs, self.ys = self.X[idx], self.y[idx]
+            self.ws = None if self.w is None else self.w[idx]
         wy = self.data.weights if self.data.weights is not None else np.ones_like(self.data.y)
         mean = float(np.average(self.data.y, weights=wy))
         self.var_y = float(np.average((self.data.y - mean) ** 2, weights=wy))
@@ -262,6 +287,10 @@ class SymRegEngine:
         self.history: list[tuple[float, ...]] = []  # (wall, best_loss, front_size, evals_per_s)
         self._sympy_cache: dict[tuple, tuple[str, str]] = {}
         self._simplified: dict[tuple, Program | None] = {}
+        self._full: dict[tuple, FullScore] = {}  # front members scored on all rows (not checkpointed: redone)
+        self._display: dict[tuple, tuple[str, str, list]] = {}
+        self.row_evaluations = 0  # rows x expressions evaluated, in total
+        self.step_row_evaluations = 0  # the same, in the last step
 
     # ------------------------------------------------------------------ search
     def _fitness(self, loss: np.ndarray, sizes: np.ndarray, freq: np.ndarray) -> np.ndarray:
@@ -277,8 +306,9 @@ class SymRegEngine:
     def _score_programs(self, programs: list[Program], optimize: bool) -> tuple[list[Program], np.ndarray]:
         """Evaluate in one batch; fit the constants of the most promising; update the hall of fame."""
         tok, const = pack(programs, self.maxsize, self.device_obj, self.dtype)
-        loss = weighted_mse(evaluate(tok, const, self.X, self.vocab), self.y, self.w)
+        loss = weighted_mse(evaluate(tok, const, self.Xs, self.vocab), self.ys, self.ws)
         self.evals += len(programs)
+        self.row_evaluations += len(programs) * len(self.ys)
         has_const = (tok == 1).any(1)
         if optimize and self.const_iterations and bool(has_const.any()):
             loss_np = loss.cpu().numpy()
@@ -287,9 +317,10 @@ class SymRegEngine:
             cand = cand[np.argsort(loss_np[cand], kind="stable")[:n_opt]]
             if len(cand):
                 idx = torch.as_tensor(cand, device=self.device_obj)
-                c_fit, l_fit, ev = fit_constants(tok[idx], const[idx], self.X, self.y, self.w, self.vocab,
+                c_fit, l_fit, ev = fit_constants(tok[idx], const[idx], self.Xs, self.ys, self.ws, self.vocab,
                                                  self.const_iterations)
                 self.evals += ev
+                self.row_evaluations += ev * len(self.ys)
                 const[idx] = c_fit
                 loss[idx] = l_fit
         loss_np = loss.cpu().numpy().astype(float)
@@ -400,7 +431,12 @@ class SymRegEngine:
 
     def _step(self) -> dict[str, float]:
         t0 = time.perf_counter()
-        evals0 = self.evals
+        evals0, rows0 = self.evals, self.row_evaluations
+        if self.search_done():  # the search is over: this step only scores the front on all rows
+            self._score_front()
+            self.wall += time.perf_counter() - t0
+            self.step_row_evaluations = self.row_evaluations - rows0
+            return self._metrics(self.front_programs(), self.history[-1][3] if self.history else 0.0)
         if not self.islands:
             self._initialize()
         freq = self._size_frequencies()
@@ -434,17 +470,100 @@ class SymRegEngine:
         if self.iteration % self.migration_every == 0:
             self._simplify_front()
             self._migrate()
+        front = self.front_programs()
+        self._track_target(front)
+        self._score_front()
         dt = time.perf_counter() - t0
         self.wall += dt
-        front = self.front_programs()
         best_loss = min((f[2] for f in front), default=math.inf)
         eps = (self.evals - evals0) / max(dt, 1e-9)
         self.history.append((self.wall, best_loss, float(len(front)), eps))
-        self._track_target(front)
+        self.step_row_evaluations = self.row_evaluations - rows0
+        return self._metrics(front, eps)
+
+    def _metrics(self, front: list, eps: float) -> dict[str, float]:
+        best_loss = min((f[2] for f in front), default=math.inf)
         sel = self.selected_index(front)
         return {"best_loss": best_loss, "front_size": float(len(front)), "evals_per_s": eps,
                 "best_r2": 1.0 - best_loss / self.var_y if self.var_y > 0 else math.nan,
                 "complexity": float(len(front[sel][0])) if front else math.nan, "iteration": float(self.iteration)}
+
+    # ------------------------------------------------------------------ scores on all rows
+    def _score_front(self) -> None:
+        """Spend at most ``score_rows_per_step`` row-evaluations scoring front members on all
+        rows (the selected member first), continuing where the last step stopped."""
+        front = self.front_programs()
+        keys = [(tuple(t), tuple(c)) for t, c, _ in front]
+        self._full = {k: v for k, v in self._full.items() if k in set(keys)}
+        if not front:
+            return
+        sel = self.selected_index(front)
+        budget = self.score_rows_per_step
+        n = len(self.data.y)
+        for i in [sel] + [j for j in range(len(front)) if j != sel]:
+            t, c, _ = front[i]
+            score = self._full.setdefault(keys[i], FullScore(t, c))
+            while budget > 0 and not score.done(n):
+                spent = score.advance(self.X, self.y, self.w, self.vocab, budget)
+                budget -= spent
+                self.row_evaluations += spent
+            if budget <= 0:
+                return
+
+    def scored_on_all_rows(self) -> bool:
+        """True when every front member has been scored on all rows.
+
+        Example:
+            >>> X = np.linspace(1, 2, 20)
+            >>> e = SymRegEngine(X, X ** 2, device="cpu"); _ = e.step(); e.scored_on_all_rows()
+            True
+        """
+        n = len(self.data.y)
+        return all((k := (tuple(t), tuple(c))) in self._full and self._full[k].done(n)
+                   for t, c, _ in self.front_programs())
+
+    def front_losses(self, front: list | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """The loss of each front member on all rows where scored (else on the search rows),
+        and the number of rows each loss was computed on.
+
+        Example:
+            >>> X = np.linspace(1, 2, 20)
+            >>> e = SymRegEngine(X, X ** 2, device="cpu"); _ = e.step()
+            >>> e.front_losses()[1].tolist() == [20] * len(e.front())
+            True
+        """
+        front = self.front_programs() if front is None else front
+        n = len(self.data.y)
+        losses, rows = [], []
+        for t, c, l in front:
+            score = self._full.get((tuple(t), tuple(c)))
+            full = score is not None and score.done(n)
+            losses.append(score.loss(n) if full else l)
+            rows.append(n if full else len(self.ys))
+        return np.array(losses, dtype=float), np.array(rows, dtype=np.int64)
+
+    def max_row_evaluations_per_step(self) -> int:
+        """An upper bound of the row-evaluations (rows x expressions) of one step: each batch
+        of candidates (the initial populations, the children, the simplified front) is
+        evaluated on the ``search_rows`` rows, with Levenberg–Marquardt fits of the best
+        share, plus ``score_rows_per_step`` for the front on all rows. It does not grow
+        with the number of rows once they exceed ``search_rows``.
+
+        Example:
+            >>> X = np.random.default_rng(0).uniform(1, 2, (50_000, 1))
+            >>> a = SymRegEngine(X, X[:, 0], device="cpu").max_row_evaluations_per_step()
+            >>> a == SymRegEngine(X[:10_000], X[:10_000, 0], device="cpu").max_row_evaluations_per_step()
+            True
+        """
+        n_const = (self.maxsize + 1) // 2
+
+        def batch(p: int) -> int:
+            fitted = max(1, int(math.ceil(self.optimize_fraction * p))) if self.const_iterations else 0
+            return p + fitted * (1 + self.const_iterations * (n_const + 1))
+
+        batches = batch(self.n_islands * self.population_size) + batch(self.n_islands * self.children) \
+            + batch(self.maxsize)
+        return batches * len(self.ys) + self.score_rows_per_step + (n_const + 1)
 
     def _track_target(self, front: list) -> None:
         if self.stop_loss is None:
@@ -472,12 +591,22 @@ class SymRegEngine:
                 and self.iteration - self.target_since[1] >= self.patience)
 
     def done(self) -> bool:
-        """True when the iteration budget or the time limit is spent, or the target reached.
+        """True when the search is over (:meth:`search_done`) and its front is scored on all rows.
 
         Example:
             >>> X = np.linspace(1, 2, 20)
             >>> e = SymRegEngine(X, X ** 2, iterations=1, device="cpu"); _ = e.step(); e.done()
             True
+        """
+        return self.search_done() and self.scored_on_all_rows()
+
+    def search_done(self) -> bool:
+        """True when the iteration budget or the time limit is spent, or the target reached.
+
+        Example:
+            >>> X = np.linspace(1, 2, 20)
+            >>> e = SymRegEngine(X, X ** 2, iterations=1, device="cpu"); e.search_done()
+            False
         """
         if self.iteration >= self.budget:
             return True
@@ -496,7 +625,7 @@ class SymRegEngine:
         p = self.iteration / self.budget
         if self.deadline:
             p = max(p, self.wall / self.deadline)
-        return float(min(1.0, p))
+        return float(min(1.0 if self.done() else 0.99, p))
 
     def extend(self, iterations: int) -> None:
         """Search ``iterations`` more steps from the current populations (and, with a
@@ -556,7 +685,9 @@ class SymRegEngine:
         return [Equation(t, c, self.vocab) for t, c, _ in self.front_programs()]
 
     def selected_index(self, front: list | None = None) -> int:
-        """Index in the front of the equation chosen by ``selection`` (see :func:`select`).
+        """Index in the front of the equation chosen by ``selection`` (see :func:`select`), on
+        the losses of :meth:`front_losses`, among the members with at most ``n / 3``
+        constants when there are such members (``n`` rows cannot support more).
 
         Example:
             >>> X = np.linspace(1, 2, 20)
@@ -567,7 +698,14 @@ class SymRegEngine:
         front = self.front_programs() if front is None else front
         if not front:
             return 0
-        return select([len(t) for t, _, _ in front], [l for _, _, l in front], self.selection, self.floor)
+        comp = np.array([len(t) for t, _, _ in front])
+        loss = self.front_losses(front)[0]
+        # so few rows cannot support many constants: prefer members with at most n/3 of them
+        n_const = np.array([sum(1 for x in t if x == CONST) for t, _, _ in front])
+        ok = np.flatnonzero(n_const <= max(1, len(self.data.y) // 3))
+        if len(ok) == 0 or len(ok) == len(front):
+            return select(comp, loss, self.selection, self.floor)
+        return int(ok[select(comp[ok], loss[ok], self.selection, self.floor)])
 
     def best(self) -> Equation:
         """The selected equation (see ``selection``).
@@ -647,25 +785,131 @@ class SymRegEngine:
         return self._sympy_cache[key]
 
     def snapshot(self, max_points: int = 5000) -> xr.DataTree:
-        """The result so far: ``/pareto`` (complexity; equation, latex, loss, r2, score,
-        selected, prediction on at most ``max_points`` samples), ``/history`` (iteration)
-        and ``/data`` (the samples the predictions refer to, with units).
+        """The result so far: ``/pareto`` (complexity; equation, display, latex, loss,
+        loss_rows, r2, score, selected, prediction on at most ``max_points`` samples),
+        ``/constants`` (complexity, constant: value, std, lower, upper of each member's
+        fitted constants), ``/history`` (iteration) and ``/data`` (the samples the
+        predictions refer to, with units); attrs include ``warnings`` (a JSON list of
+        strings, see :meth:`warnings`) and ``selected_display``.
 
         Example:
             >>> X = np.linspace(1, 2, 20)
             >>> e = SymRegEngine(X, X ** 2, device="cpu"); _ = e.step()
             >>> sorted(e.snapshot().children), e.snapshot().attrs["selected_equation"]
-            (['data', 'history', 'pareto'], 'x0**2')
+            (['constants', 'data', 'history', 'pareto'], 'x0**2')
         """
         with cpu_threads(self.threads, self.device_obj):
             return self._snapshot(max_points)
 
+    def _member_display(self, tok: list[int], const: list[float], search_loss: float,
+                        selected: bool = False) -> tuple[str, str, list, list]:
+        """(display text, display LaTeX, constant intervals, dropped positions) of a front member
+        scored on all rows; cached. Only the selected member gets sympy's full ``simplify``
+        (the others ``cancel``), which keeps a snapshot cheap."""
+        key = (tuple(tok), tuple(const), selected)
+        if key not in self._display:
+            import sympy
+
+            n = len(self.data.y)
+            intervals = self._full[key[:2]].intervals(n)
+
+            def loss_of(c: list[float]) -> float:
+                t, cc = pack([(tok, c)], self.maxsize, self.device_obj, self.dtype)
+                return float(weighted_mse(evaluate(t, cc, self.Xs, self.vocab), self.ys, self.ws)[0])
+
+            def refit(c: list[float], fixed: list[int]) -> list:
+                # the reduced equation, on the search rows (all rows when there are at most search_rows)
+                score = FullScore(tok, c, fixed)
+                while not score.done(len(self.ys)):
+                    score.advance(self.Xs, self.ys, self.ws, self.vocab, 1 << 22)
+                return score.intervals(len(self.ys))
+
+            try:
+                expr, dropped, intervals = display_expression(tok, const, intervals, self.vocab, loss_of, search_loss,
+                                                              len(self.ys), self.floor, full_simplify=selected,
+                                                              refit=refit)
+                text, latex = str(expr), sympy.latex(expr)
+            except Exception:  # sympy may choke on exotic custom operators: show the plain form
+                (text, latex), dropped = self._texts(tok, const), []
+            self._display[key] = (text, latex, intervals, dropped)
+            if len(self._display) > 1000:
+                self._display.pop(next(iter(self._display)))
+        return self._display[key]
+
+    def _selected_summary(self) -> tuple[str, list, list] | None:
+        """(display text, intervals, dropped positions) of the selected member once scored on all rows."""
+        front = self.front_programs()
+        if not front:
+            return None
+        t, c, l = front[self.selected_index(front)]
+        score = self._full.get((tuple(t), tuple(c)))
+        if score is None or not score.done(len(self.data.y)):
+            return None
+        text, _, intervals, dropped = self._member_display(t, c, l, selected=True)
+        return text, intervals, dropped
+
+    def warnings(self) -> list[str]:
+        """What a scientist should know before trusting the selected equation, in words and numbers:
+        too few rows for its constants, constants the data cannot pin down (an interval wider
+        than the constant), losses not yet computed on all rows. Also in the result's attrs
+        (``warnings``, a JSON list).
+
+        Example:
+            >>> a = np.array([0.387, 0.723, 1.0, 1.524, 5.203, 9.537, 19.19, 30.07])
+            >>> e = SymRegEngine(a, a ** 1.5, ops="* /", iterations=3, device="cpu")
+            >>> while not e.done(): _ = e.step()
+            >>> e.warnings()[0].split(":")[0]
+            'only 8 rows of data'
+        """
+        out: list[str] = []
+        front = self.front_programs()
+        if not front:
+            return out
+        n = len(self.data.y)
+        summary = self._selected_summary()
+        if summary is None:
+            t, c, _ = front[self.selected_index(front)]
+            text, intervals, dropped = self._texts(t, c)[0], [], []
+            if self.search_idx is not None:
+                out.append(f"the losses are on a subsample of {len(self.ys)} of {n} rows: the job stopped before "
+                           "scoring the front on all rows (extend it to finish)")
+        else:
+            text, intervals, dropped = summary
+            t, c, _ = front[self.selected_index(front)]
+        positions = [i for i, tk in enumerate(t) if tk == CONST]
+        kept = [(p, ci) for p, ci in zip(positions, intervals) if p not in dropped]
+        n_const = len(kept) if summary is not None else len(positions)
+        few = few_rows_warning(n, text, n_const)
+        if few:
+            out.append(few)
+        full_text = self._texts(t, c)[0]
+        for _, ci in kept:
+            if not ci.identified:
+                out.append(f"constant {ci.value:.6g} of the selected equation {full_text} (displayed as {text}) is not "
+                           f"identified by the data: its 95% interval [{ci.lower:.3g}, {ci.upper:.3g}] is wider than "
+                           "its magnitude (a simpler equation on the front, more data or a wider range of inputs may "
+                           "pin it down)")
+        return out
+
     def _snapshot(self, max_points: int) -> xr.DataTree:
         front = self.front_programs()
         comp = np.array([len(t) for t, _, _ in front], dtype=np.int64)
-        loss = np.array([l for _, _, l in front], dtype=float)
+        loss, loss_rows = self.front_losses(front)
         texts = [self._texts(t, c) for t, c, _ in front]
         sel = self.selected_index(front) if front else -1
+        n_all = len(self.data.y)
+        n_slots = max([sum(1 for x in t if x == CONST) for t, _, _ in front], default=0)
+        cis = np.full((len(front), n_slots, 4), np.nan)
+        displays = []
+        for i, (t, c, l) in enumerate(front):
+            score = self._full.get((tuple(t), tuple(c)))
+            if score is not None and score.done(n_all):
+                text, latex, intervals, _ = self._member_display(t, c, l, selected=i == sel)
+                if intervals:
+                    cis[i, :len(intervals)] = np.array(intervals, dtype=float)
+            else:
+                text, latex = texts[i]
+            displays.append((text, latex))
         n = len(self.data.y)
         rows = np.arange(n) if n <= max_points else np.sort(
             np.random.default_rng(0).choice(n, max_points, replace=False))
@@ -676,9 +920,13 @@ class SymRegEngine:
         else:
             pred = np.zeros((0, len(rows)))
         pareto = xr.Dataset(
-            {"equation": ("complexity", np.array([t[0] for t in texts], dtype=object).astype(str)),
-             "latex": ("complexity", np.array([t[1] for t in texts], dtype=object).astype(str)),
+            {"equation": ("complexity", np.array([t[0] for t in texts], dtype=object).astype(str),
+                          {"long_name": "the equation with its constants in full (machine-readable)"}),
+             "display": ("complexity", np.array([d[0] for d in displays], dtype=object).astype(str),
+                         {"long_name": "simplified, constants rounded to their uncertainty"}),
+             "latex": ("complexity", np.array([d[1] for d in displays], dtype=object).astype(str)),
              "loss": ("complexity", loss, {"long_name": "mean squared error"}),
+             "loss_rows": ("complexity", loss_rows, {"long_name": "rows the loss was computed on"}),
              "r2": ("complexity", 1.0 - loss / self.var_y, {"long_name": "coefficient of determination R²"}),
              "score": ("complexity", pareto_scores(comp, loss, self.floor),
                        {"long_name": "drop of log-loss per unit of complexity"}),
@@ -701,12 +949,22 @@ class SymRegEngine:
              "evals_per_s": ("iteration", h[:, 3], {"long_name": "expressions evaluated per second"})},
             coords={"iteration": np.arange(1, len(h) + 1)},
         )
-        tree = xr.DataTree.from_dict({"/pareto": pareto, "/history": history, "/data": data})
+        constants = xr.Dataset(
+            {k: (("complexity", "constant"), cis[:, :, j], {"long_name": doc}) for j, (k, doc) in enumerate(
+                [("value", "fitted constant, in the order of the equation's tokens"),
+                 ("std", "standard error (linearised least squares on all rows; inf: not identified)"),
+                 ("lower", "lower end of the 95% interval"), ("upper", "upper end of the 95% interval")])},
+            coords={"complexity": comp, "constant": np.arange(n_slots)})
+        tree = xr.DataTree.from_dict({"/pareto": pareto, "/history": history, "/data": data,
+                                      "/constants": constants})
+        warnings = self.warnings()
         tree.attrs.update(
             features=json.dumps(self.data.features), target=self.data.target, units=json.dumps(self.data.units),
             ops=" ".join(self.vocab.names[2 + len(self.data.features):]), selection=self.selection,
             selected_complexity=int(comp[sel]) if front else -1,
-            selected_equation=texts[sel][0] if front else "", selected_latex=texts[sel][1] if front else "",
+            selected_equation=texts[sel][0] if front else "", selected_latex=displays[sel][1] if front else "",
+            selected_display=displays[sel][0] if front else "", warnings=json.dumps(warnings),
+            search_rows=int(len(self.ys)), scored_on_all_rows=bool(self.scored_on_all_rows()),
             iterations_done=int(self.iteration), evaluations=int(self.evals), n_samples=int(n),
             target_variance=float(self.var_y),
         )

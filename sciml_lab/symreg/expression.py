@@ -388,8 +388,11 @@ class Equation:
         return f"Equation({self}, complexity={self.complexity})"
 
 
-def equation_from_text(text: str, variables: Sequence[str]) -> Callable[[np.ndarray], np.ndarray]:
-    """A NumPy callable from an equation string of a result's ``/pareto`` group.
+def equation_from_text(text: str, variables: Sequence[str],
+                       functions: Sequence[str] = ()) -> Callable[[np.ndarray], np.ndarray]:
+    """A NumPy callable from an equation string of a result's ``/pareto`` group, read by
+    :func:`~sciml_lab.symreg.grammar.parse_equation` (never evaluated as code; custom
+    operators in ``functions`` cannot be called from text).
 
     Example:
         >>> f = equation_from_text("2.5*x0*x1", ["x0", "x1"])
@@ -398,8 +401,14 @@ def equation_from_text(text: str, variables: Sequence[str]) -> Callable[[np.ndar
     """
     import sympy
 
+    from .grammar import parse_equation
+
     symbols = [sympy.Symbol(n, real=True) for n in variables]
-    expr = sympy.sympify(text, locals={n: s for n, s in zip(variables, symbols)})
+    expr = parse_equation(text, variables, functions)
+    opaque = sorted({type(f).__name__ for f in expr.atoms(sympy.Function) if type(f).__name__ in set(functions)})
+    if opaque:
+        raise ValueError(f"equation: {', '.join(opaque)} is a custom operator; evaluate it with the engine "
+                         "(SymRegEngine.predict) where its function is known")
     fn = sympy.lambdify(symbols, expr, modules="numpy")
 
     def f(X: np.ndarray) -> np.ndarray:
@@ -531,8 +540,10 @@ def from_sympy(expr: Any, vocab: Vocabulary) -> "tuple[list[int], list[float]] |
             return go(e.args[0]) and (emit(names.index(fname)) or True)
         return False
 
+    if isinstance(expr, str):
+        raise TypeError("from_sympy: expected a sympy expression, got text (parse it with parse_equation)")
     try:
-        ok = go(sympy.sympify(expr))
-    except (TypeError, ValueError, RecursionError):
+        ok = go(sympy.sympify(expr, strict=True))
+    except (TypeError, ValueError, RecursionError, sympy.SympifyError):
         return None
     return (tokens, consts) if ok else None

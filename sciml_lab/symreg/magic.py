@@ -39,6 +39,9 @@ def _configure(p: argparse.ArgumentParser) -> None:
                    help="model selection on the front (default best)")
     g.add_argument("--stop-loss", default="auto", help="stop once this mean squared error is reached "
                    "('auto': exact to numerical precision; 'none': never)")
+    g.add_argument("--search-rows", type=positive_int, default=2048,
+                   help="rows the search evaluates candidates on, a fixed subsample of larger data; the front is "
+                        "then scored on all rows (default 2048)")
     g.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
     g.add_argument("--seed", type=int, default=0)
     add_launch_options(p)
@@ -64,7 +67,7 @@ def _run(args: argparse.Namespace, cell: str | None, shell: Any):
         job = fit(data, y, target=args.target, features=args.features, weights=weights, ops=args.ops,
                   maxsize=args.maxsize, maxdepth=args.maxdepth, time_limit=args.time, iterations=iterations,
                   n_islands=args.islands, population_size=args.population, selection=args.selection,
-                  stop_loss=stop_loss, device=args.device, seed=args.seed, **launch_kwargs(args))
+                  stop_loss=stop_loss, search_rows=args.search_rows, device=args.device, seed=args.seed, **launch_kwargs(args))
     except (ValueError, TypeError) as exc:
         raise UsageError(f"%sciml symreg: {exc}") from None
     return finish_launch(job, args, shell)

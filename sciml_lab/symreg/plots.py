@@ -16,7 +16,7 @@ import xarray as xr
 
 from ..plots import show  # shows a view inline: offline BokehJS, JupyterLab theme
 
-__all__ = ["front_table", "front_markdown", "pareto", "parity", "residuals", "view", "show"]
+__all__ = ["front_table", "front_markdown", "pareto", "parity", "residuals", "view", "show", "result_warnings"]
 
 _BLUE, _ORANGE, _RED = "#1f77b4", "#ff7f0e", "#d62728"
 
@@ -38,7 +38,8 @@ def _index(p: xr.Dataset, complexity: int | None) -> int:
 
 
 def front_table(tree: xr.DataTree) -> pd.DataFrame:
-    """The Pareto front as a table indexed by complexity (equation, loss, R², score, selected).
+    """The Pareto front as a table indexed by complexity (display: simplified with rounded
+    constants, equation: in full, loss, R², score, selected).
 
     Example:
         >>> tree = xr.DataTree.from_dict({"/pareto": xr.Dataset(
@@ -50,7 +51,7 @@ def front_table(tree: xr.DataTree) -> pd.DataFrame:
         '2.5*x0*x1'
     """
     p = _pareto(tree)
-    cols = [c for c in ("equation", "loss", "r2", "score", "selected") if c in p]
+    cols = [c for c in ("display", "equation", "loss", "r2", "score", "selected") if c in p]
     return pd.DataFrame({c: p[c].values for c in cols}, index=pd.Index(p["complexity"].values, name="complexity"))
 
 
@@ -74,11 +75,29 @@ def front_markdown(tree: xr.DataTree, digits: int = 3) -> str:
         lines.append(f"| {mark} | {int(c)} | ${tex}$ | {float(p['loss'][i]):.{digits}g} | "
                      f"{float(p['r2'][i]):.{digits + 2}f} | {float(p['score'][i]):.{digits}g} |")
     lines.append(f"\nequations for ${target}$; ★ = selected ({p.attrs.get('selection', 'best')})")
+    lines += [f"\n**warning**: {w}" for w in result_warnings(tree)]
     return "\n".join(lines)
 
 
+def result_warnings(tree: xr.DataTree) -> list[str]:
+    """The warnings a result carries (its ``warnings`` attr, a JSON list of strings).
+
+    Example:
+        >>> tree = xr.DataTree(); tree.attrs["warnings"] = '["only 8 rows of data"]'
+        >>> result_warnings(tree)
+        ['only 8 rows of data']
+    """
+    import json
+
+    try:
+        out = json.loads(tree.attrs.get("warnings", "[]"))
+    except (TypeError, ValueError):
+        return [f"the result's warnings attr is not a JSON list: {str(tree.attrs.get('warnings'))[:200]!r}"]
+    return [str(w) for w in out] if isinstance(out, list) else [str(out)]
+
+
 def pareto(tree: xr.DataTree, width: int = 480, height: int = 320):
-    """Loss against complexity (log scale) with the equation on hover; the selected one in red.
+    """Loss against complexity (log scale) with the (displayed) equation on hover; the selected one in red.
 
     Example:
         >>> tree = xr.DataTree.from_dict({"/pareto": xr.Dataset(
@@ -95,7 +114,8 @@ def pareto(tree: xr.DataTree, width: int = 480, height: int = 320):
     loss = np.maximum(p["loss"].values.astype(float), 1e-300)
     floor = float(tree.attrs.get("target_variance", 1.0)) * 1e-14
     src = ColumnDataSource({"complexity": p["complexity"].values, "loss": np.maximum(loss, floor),
-                            "equation": p["equation"].values.astype(str), "r2": p["r2"].values,
+                            "equation": p["display" if "display" in p else "equation"].values.astype(str),
+                            "r2": p["r2"].values,
                             "score": p["score"].values, "selected": p["selected"].values.astype(bool)})
     fig = figure(width=width, height=height, y_axis_type="log", title="Pareto front", toolbar_location="right",
                  tools="pan,wheel_zoom,box_zoom,reset")
@@ -181,6 +201,14 @@ def view(tree: xr.DataTree, complexity: int | None = None):
         >>> import bokeh.io  # doctest: +SKIP
         >>> bokeh.io.show(view(job.result))  # doctest: +SKIP
     """
-    from bokeh.layouts import row
+    from bokeh.layouts import column, row
+    from bokeh.models import Div
 
-    return row(pareto(tree), parity(tree, complexity), residuals(tree, complexity))
+    figures = row(pareto(tree), parity(tree, complexity), residuals(tree, complexity))
+    warnings = result_warnings(tree)
+    if not warnings:
+        return figures
+    import html
+
+    text = "".join(f"<li>{html.escape(w)}</li>" for w in warnings)
+    return column(Div(text=f"<b>warnings</b><ul>{text}</ul>", styles={"color": _ORANGE}), figures)

@@ -62,29 +62,38 @@ def _is_constant(e: Any) -> bool:
 
 def is_exact_recovery(found: Any, truth: Any, variables: Sequence[str] | None = None, digits: int = 6,
                       max_ops: int = 80, timeout: float | None = 20.0) -> bool:
-    """Whether ``found`` recovers ``truth`` (sympy expressions or strings).
+    """Whether ``found`` recovers ``truth`` (sympy expressions or equation text).
+
+    Text is read by :func:`~sciml_lab.symreg.grammar.parse_equation` (never evaluated);
+    its names must be among ``variables`` (default: the symbols of an expression argument).
 
     Models that differ numerically from the truth on random points are rejected
     without ``simplify``; ``simplify`` runs at most ``timeout`` seconds (in the main
     thread; a timeout counts as not recovered).
 
     Example:
-        >>> is_exact_recovery("2.49999999*x0*x1", "5*x0*x1/2"), is_exact_recovery("x0*x1 + 0.1", "x0*x1")
+        >>> xs = ["x0", "x1"]
+        >>> is_exact_recovery("2.49999999*x0*x1", "5*x0*x1/2", xs), is_exact_recovery("x0*x1 + 0.1", "x0*x1", xs)
         (True, True)
-        >>> is_exact_recovery("x0 + x1", "x0*x1")
+        >>> is_exact_recovery("x0 + x1", "x0*x1", xs)
         False
     """
     import sympy
 
-    locals_ = {n: sympy.Symbol(n, real=True) for n in (variables or [])}
+    from .grammar import parse_equation
 
-    def parse(e):
+    names = list(variables) if variables is not None else sorted(
+        {s.name for e in (found, truth) if not isinstance(e, str) for s in sympy.sympify(e, strict=True).free_symbols})
+
+    def parse(e, what):
         if isinstance(e, str):
-            e = sympy.sympify(e, locals=locals_)
+            e = parse_equation(e, names, what=what)
+        else:
+            e = sympy.sympify(e, strict=True)
         # one symbol set for both sides, whatever assumptions they were built with
         return e.xreplace({s: sympy.Symbol(s.name, real=True) for s in e.free_symbols})
 
-    f, t = parse(found), parse(truth)
+    f, t = parse(found, "found"), parse(truth, "truth")
     if sympy.count_ops(f) > max_ops:
         return False
     f = round_constants(f, digits)

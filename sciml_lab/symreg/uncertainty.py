@@ -20,12 +20,15 @@ __all__ = ["bootstrap_constants"]
 
 
 def bootstrap_constants(result: Any, X: Any = None, y: Any = None, n_boot: int = 200, complexity: int | None = None,
-                        seed: int = 0, level: float = 0.95) -> xr.Dataset:
+                        seed: int = 0, level: float = 0.95, variables: Any = None) -> xr.Dataset:
     """Bootstrap the constants of the selected equation of ``result`` (or of ``complexity``).
 
     Arguments:
-        result: a symreg result (``job.result``) or a sympy expression.
+        result: a symreg result (``job.result``), a sympy expression or equation text
+            (read by :func:`~sciml_lab.symreg.grammar.parse_equation`, never evaluated).
         X, y: the data, ``(n, d)`` and ``(n,)``; default: the result's ``/data`` group.
+        variables: the names of the columns of ``X`` (default: ``x0, x1, ...`` for text,
+            the expression's symbols in name order otherwise).
         n_boot: number of resamples.
         level: probability of the reported interval.
 
@@ -42,25 +45,30 @@ def bootstrap_constants(result: Any, X: Any = None, y: Any = None, n_boot: int =
         >>> bool(abs(ds.estimate[0] - 2.5) < 0.01 and 0 < ds["std"][0] < 0.01)
         True
     """
-    import json
-
     import sympy
     from scipy.optimize import least_squares
 
     if isinstance(result, xr.DataTree):
-        from . import equation
+        from . import equation, result_variables
 
         expr = equation(result, complexity)
-        names = json.loads(result.attrs["features"])
+        names = result_variables(result)
         if X is None or y is None:
             data = result["data"]
             X = np.stack([data[n].values for n in names], axis=1)
             y = data[result.attrs["target"]].values
     else:
-        expr = sympy.sympify(result)
-        names = sorted(s.name for s in expr.free_symbols)
         if X is None or y is None:
             raise ValueError("X, y: expected the data when result is an expression, got None")
+        if isinstance(result, str):
+            from .grammar import parse_equation
+
+            names = list(variables) if variables is not None else [
+                f"x{i}" for i in range(np.asarray(X, dtype=float).reshape(len(y), -1).shape[1])]
+            expr = parse_equation(result, names)
+        else:
+            expr = sympy.sympify(result, strict=True)
+            names = list(variables) if variables is not None else sorted(s.name for s in expr.free_symbols)
     X = np.asarray(X, dtype=float).reshape(len(y), -1)
     y = np.asarray(y, dtype=float)
     floats = sorted(expr.atoms(sympy.Float), key=lambda f: sympy.default_sort_key(f))
