@@ -44,32 +44,47 @@ def run(eng):
     return eng
 
 
-def test_auto_chooses_hmc_on_a_banana_and_mala_on_gaussian_modes():
-    # measured at seed 0 (seeds 1-3 in brackets), mean whitened jump per evaluation over
-    # the two trial loops of each kernel: banana MALA 0.43 (0.65, 0.53, 0.58) vs HMC 0.83
-    # (0.87, 0.93, 1.07); four modes MALA 2.55 (3.59, 3.55, 2.79) vs HMC 1.59 (1.15, 1.23,
-    # 1.36): the same choice on every seed, by 1.3x to 3x
-    for log_prob, expected in ((banana, "hmc"), (four_modes, "mala")):
-        eng = run(FlowMCEngine(log_prob, dim=2, **AUTO))
-        choice = eng.kernel_choice()
-        assert choice["choice"] == expected == eng.kernel, choice
-        means = choice["mean_scores"]
-        assert (means["hmc"] > means["mala"]) == (expected == "hmc")
-        assert len(choice["scores"]["mala"]) == len(choice["scores"]["hmc"]) == 4
-        tree = eng.snapshot()
-        assert tree.attrs["kernel"] == expected
-        assert json.loads(tree.attrs["kernel_choice"])["choice"] == expected
-        diag = tree["diagnostics"]
-        codes = diag["local_kernel"].values
-        # trial schedule (loops 2-5 split: HMC on every fourth chain, MALA on the rest), then the
-        # choice, fixed in production
-        assert list(codes[:6]) == [0, 0, 3, 3, 3, 3]
-        assert (codes[6:] == {"mala": 0, "hmc": 1}[expected]).all()
-        assert np.isfinite(diag["jump_per_eval"].values).all()
-        # an HMC loop makes 30 / 5 = 6 moves: equal target evaluations per loop
-        n_local = 2 * (6 if expected == "hmc" else 30)
-        kinds = tree["sample_stats"]["kernel"].values[0]
-        assert (kinds == 0).sum() == n_local
+def check_auto_run(eng):
+    """What holds on every seed: the choice follows the scores, the trial schedule, the records."""
+    choice = eng.kernel_choice()
+    means = choice["mean_scores"]
+    assert choice["choice"] == eng.kernel == max(means, key=means.get), choice
+    assert len(choice["scores"]["mala"]) == len(choice["scores"]["hmc"]) == 4
+    tree = eng.snapshot()
+    assert tree.attrs["kernel"] == eng.kernel
+    assert json.loads(tree.attrs["kernel_choice"])["choice"] == eng.kernel
+    diag = tree["diagnostics"]
+    codes = diag["local_kernel"].values
+    # trial schedule (loops 2-5 split: HMC on every fourth chain, MALA on the rest), then the
+    # choice, fixed in production
+    assert list(codes[:6]) == [0, 0, 3, 3, 3, 3]
+    assert (codes[6:] == {"mala": 0, "hmc": 1}[eng.kernel]).all()
+    assert np.isfinite(diag["jump_per_eval"].values).all()
+    # an HMC loop makes 30 / 5 = 6 moves: equal target evaluations per loop
+    n_local = 2 * (6 if eng.kernel == "hmc" else 30)
+    kinds = tree["sample_stats"]["kernel"].values[0]
+    assert (kinds == 0).sum() == n_local
+
+
+# (target, the kernel auto should pick, k, n): picked in at least k of the seeds 0 .. n-1 (tried
+# in turn until k do). Measured over seeds 0-9: HMC on the banana 8 of 10 (the two kernels' mean
+# whitened jumps per evaluation are close on some seeds), MALA on the four modes 10 of 10 (by
+# 1.3x to 3x). P(Binomial(n, p) < k): 3 of 7 at p = 0.8 is 0.5 %; 2 of 3 at p = 0.95
+# is 0.7 %.
+AUTO_CASES = [(banana, "hmc", 3, 7), (four_modes, "mala", 2, 3)]
+
+
+@pytest.mark.parametrize("log_prob, expected, k, n", AUTO_CASES, ids=["banana-hmc", "four-modes-mala"])
+def test_auto_chooses_hmc_on_a_banana_and_mala_on_gaussian_modes(log_prob, expected, k, n):
+    picked, choices = 0, []
+    for seed in range(n):
+        eng = run(FlowMCEngine(log_prob, dim=2, **dict(AUTO, seed=seed)))
+        check_auto_run(eng)
+        choices.append(eng.kernel_choice()["mean_scores"])
+        picked += eng.kernel == expected
+        if picked == k or picked + n - 1 - seed < k:
+            break
+    assert picked >= k, f"{expected} chosen in {picked} of {len(choices)} seeds (need {k} of {n}): {choices}"
 
 
 def test_auto_is_deterministic_given_the_seed_and_survives_a_checkpoint():
