@@ -47,9 +47,10 @@ arviz1:
 js:
 	cd js && npm ci --no-audit --no-fund && npm run build && npm run check
 
-# the whole suite; it writes only into git-ignored folders (test-artifacts/, .venv*, js/node_modules)
+# the whole suite on two workers (a test file stays on one worker: module fixtures are built once);
+# it writes only into git-ignored folders (test-artifacts/, .venv*, js/node_modules)
 test: system-deps install-test arviz1 js
-	$(PY) -m pytest -ra
+	$(PY) -m pytest -ra -n 2 --dist loadfile --durations=25
 
 # refresh the README's screenshots: the browser tests take them into test-artifacts/, this copies them
 DOCS_IMAGES = monitor.png monitor-dark.png flowmc.png emulate.png symreg.png

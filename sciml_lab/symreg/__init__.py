@@ -41,7 +41,7 @@ def fit(X: Any, y: Any = None, *, name: str | None = None, executor: Any = "thre
     Example:
         >>> import numpy as np
         >>> X = np.random.default_rng(0).uniform(1, 3, (100, 2))
-        >>> job = fit(X, X[:, 0] ** 2 / X[:, 1], ops="+ - * /", iterations=40, device="cpu", store=False)
+        >>> job = fit(X, X[:, 0] ** 2 / X[:, 1], ops="+ - * /", iterations=150, device="cpu", store=False)
         >>> job.wait(120)
         'done'
         >>> job.result.attrs["selected_equation"]
