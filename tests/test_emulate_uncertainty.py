@@ -56,8 +56,8 @@ def test_sobol_intervals_from_sample_functions_widen_with_emulator_uncertainty()
     runs of ``sin(2 pi a) + b`` gives wider intervals than one fitted on 120, whose intervals
     contain the analytic first-order indices (0.857 and 0.143).
 
-    Measured over data seeds 0-9: the 8-run interval was the wider on 10 of 10 (mean width
-    0.068-0.60 against 0.060) and the 120-run one held the truth on 10 of 10. On ``a + 2 b``,
+    Measured over data seeds 0-19: the 8-run interval was the wider on 20 of 20 (mean width
+    0.068-0.60 against 0.060) and the 120-run one held the truth on 20 of 20. On ``a + 2 b``,
     which a GP learns almost exactly from 20 runs, the two widths differed by 3e-8 (the
     resampling of the base sample, not the emulator, sets them there) and their order was a
     coin toss between machines."""
