@@ -20,9 +20,10 @@ def shell(ipython_shell):
 def test_simulator_form_launches_and_binds_the_job(shell, tmp_path):
     shell.run_cell("import numpy as np\ndef sim(a, k):\n    return np.sin(3 * a) + np.log10(k)\n")
     shell.run_line_magic("sciml", f"emulate sim --bounds 'a=0:1 k=1e-2:1e2:log' --budget 24 --model gp {FAST} "
-                                  f"--name emu --runs-dir {tmp_path}")
+                                  f"--timeout 30 --name emu --runs-dir {tmp_path}")
     job = shell.user_ns["emu"]
     assert job.wait(120) == "done"
+    assert json_loads(job.result.attrs["config"])["timeout"] == 30.0
     assert job.result.attrs["n_runs"] == 24
     assert json_loads(job.result.attrs["log_inputs"]) == ["k"]
     assert float(job.result["validation"]["nrmse"][-1]) < 0.05
@@ -50,6 +51,10 @@ def test_mistakes_are_usage_errors(shell):
         shell.run_line_magic("sciml", f"emulate nothing_here --bounds 'a=0:1' {FAST}")
     with pytest.raises(UsageError, match="--inputs"):
         shell.run_line_magic("sciml", f"emulate df {FAST}")
+    with pytest.raises(UsageError, match="timeout"):
+        shell.run_line_magic("sciml", f"emulate sim2 --bounds 'a=0:1' --timeout 0 {FAST}")
+    with pytest.raises(UsageError, match="--timeout: a time limit applies to simulator calls"):
+        shell.run_line_magic("sciml", f"emulate df --inputs a --outputs y --timeout 5 {FAST}")
 
 
 def json_loads(text):

@@ -13,8 +13,8 @@ from typing import Any
 
 from IPython.core.error import UsageError
 
-from ..magics import add_launch_options, finish_launch, launch_kwargs, positive_int, register_command, \
-    resolve_object
+from ..magics import add_launch_options, finish_launch, launch_kwargs, positive_float, positive_int, \
+    register_command, resolve_object
 
 __all__ = ["parse_emulator_bounds"]
 
@@ -61,6 +61,8 @@ def _configure(p: argparse.ArgumentParser) -> None:
                         "simulators) or the default dask.distributed client")
     g.add_argument("--acquisition", choices=("variance", "ivr", "random"), default="variance",
                    help="active learning: max predictive variance (default) or integrated variance reduction")
+    g.add_argument("--timeout", type=positive_float, default=None,
+                   help="seconds a simulator call may take; a call past it is a failed run (default: none)")
     g.add_argument("--components", type=positive_int, default=None, help="PCA components for vector outputs")
     g.add_argument("--no-recalibrate", action="store_true", help="keep the model's raw predictive scale")
     g.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
@@ -75,6 +77,8 @@ def _run(args: argparse.Namespace, cell: str | None, shell: Any):
     is_simulator = callable(target) and not hasattr(target, "columns")
     if is_simulator and not args.bounds:
         raise UsageError(f"--bounds: the simulator {args.target!r} needs input ranges, e.g. --bounds 'a=0:1 b=0:10'")
+    if not is_simulator and args.timeout is not None:
+        raise UsageError("--timeout: a time limit applies to simulator calls; the target is data")
     if not is_simulator and not (args.inputs and args.outputs) and not isinstance(target, tuple):
         raise UsageError(f"--inputs/--outputs: name the columns of {args.target!r}, e.g. --inputs a b --outputs y")
     bounds = parse_emulator_bounds(args.bounds) if args.bounds else None
@@ -84,7 +88,7 @@ def _run(args: argparse.Namespace, cell: str | None, shell: Any):
                    recalibrate=not args.no_recalibrate, device=args.device, seed=args.seed)
     try:
         if is_simulator:
-            job = fit(target, bounds, budget=args.budget, **options, **launch_kwargs(args))
+            job = fit(target, bounds, budget=args.budget, timeout=args.timeout, **options, **launch_kwargs(args))
         else:
             job = fit(target, bounds, inputs=args.inputs, outputs=args.outputs, **options, **launch_kwargs(args))
     except (ValueError, TypeError) as exc:
