@@ -6,13 +6,14 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from test_notebooks import execute
+from test_notebooks import assert_views_inline, execute
 
 ROOT = Path(__file__).parent.parent
 
 def test_flowmc_notebook_runs_and_finds_the_mode_weights(tmp_path):
     nb = execute(ROOT / "example_notebooks" / "01_flowmc.ipynb", tmp_path, timeout=300)
     outputs = [o for c in nb.cells for o in c.get("outputs", [])]
+    assert_views_inline(nb, 3)  # every view renders offline
     assert not [o for o in outputs if o.get("output_type") == "error"]
     assert any("application/vnd.jupyter.widget-view+json" in o.get("data", {}) for o in outputs)  # the monitor
     text = "".join(o.get("text", "") for o in outputs if o.get("output_type") == "stream")

@@ -25,6 +25,14 @@ def execute(path: Path, cwd: Path, timeout: int = 300) -> nbformat.NotebookNode:
     return nb
 
 
+def assert_views_inline(nb, at_least: int = 1) -> None:
+    """The notebook's Bokeh views carry BokehJS themselves (they render offline): none loads it from a CDN."""
+    html = [str(o["data"]["text/html"]) for c in nb.cells for o in c.get("outputs", []) if "text/html" in o.get("data", {})]
+    views = [h for h in html if "sciml-bokeh" in h]
+    assert len(views) >= at_least, f"{len(views)} inline Bokeh views, expected {at_least}"
+    assert not any("cdn.bokeh.org" in h for h in html)
+
+
 def outputs_text(nb) -> str:
     parts = []
     for c in nb.cells:
@@ -42,6 +50,7 @@ def test_quickstart_notebook_runs_end_to_end(tmp_path):
     views = [o for c in nb.cells for o in c.get("outputs", [])
              if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
     assert views, "the live monitor was not displayed"
+    assert_views_inline(nb)
     m = re.search(r"pi = (\d\.\d+) ± (\d\.\d+)\s+after ([\d,]+) points", text)
     assert m, text[:2000]
     est, se, n = float(m.group(1)), float(m.group(2)), int(m.group(3).replace(",", ""))
