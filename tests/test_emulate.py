@@ -287,6 +287,18 @@ def test_until_stops_before_the_budget():
                         device="cpu", poll=0.05)
     m = run(eng)
     assert m["nrmse"] < 0.01 and m["runs"] < 60
+    # an extension of a run that met its target is paid in full (the target no longer ends it at once)
+    n = eng.n_runs
+    eng.extend(budget=12)
+    assert not eng.done() and eng.progress() < 1
+    m = run(eng)
+    assert eng.n_runs == n + 12 and m["nrmse"] < 0.01
+    # and survives a checkpoint: a resumed extension is paid in full too
+    again = EmulateEngine.from_config(eng.config(), simulator=lambda a, b: a + 0.5 * b ** 2)
+    again.load_state_dict(eng.state_dict())
+    again.extend(budget=4)
+    run(again)
+    assert again.n_runs == n + 16
 
 
 def test_bad_arguments_name_the_argument():

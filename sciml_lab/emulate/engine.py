@@ -230,6 +230,7 @@ class EmulateEngine:
             raise ValueError(f"acquisition: expected 'ivr', 'variance' or 'random', got {acquisition!r}")
         self.criteria = parse_criteria(until, known=METRICS)
         self.until = until
+        self.until_floor = 0  # runs before --until may stop the job again (an extension is paid in full)
         self.monitor = _monitor(until)
         self.model_requested, self.design, self.acquisition = model, design, acquisition
         self.recalibrate, self.n_sobol, self.poll, self.seed = bool(recalibrate), int(n_sobol), float(poll), int(seed)
@@ -370,10 +371,24 @@ class EmulateEngine:
             return False  # step() goes on, or ends the job with the reason
         if self.n_runs >= self.budget:
             return True
+        return self.until_met()
+
+    def until_met(self) -> bool:
+        """Whether every ``--until`` criterion holds now and may end the run: not before an
+        extension's runs are paid for (an extended run that had met its target goes on).
+
+        Example:
+            >>> import numpy as np
+            >>> e = EmulateEngine(lambda a: np.sin(3 * a), {"a": (0, 1)}, budget=40, until="nrmse<0.5", device="cpu")
+            >>> e.until_met()
+            False
+        """
+        if self.n_runs < self.until_floor:
+            return False
         return bool(self.criteria) and bool(self.metrics) and all(c.met(self.metrics) for c in self.criteria)
 
     def progress(self) -> float:
-        if self.criteria and self.metrics and all(c.met(self.metrics) for c in self.criteria):
+        if self.until_met():
             return 1.0
         done_runs = self.n_runs - 0.5 * len(self.pending)
         return min(1.0, max(0.0, done_runs / max(self.budget, 1)))
@@ -381,7 +396,10 @@ class EmulateEngine:
     def extend(self, budget: int) -> None:
         if self.data_mode:
             raise ValueError("budget: this emulator was fitted to data; there is no simulator to pay for more runs")
+        if self.until_met():  # the target was what ended the run: the extension starts from here
+            self.budget = self.n_runs
         self.budget += int(budget)
+        self.until_floor = self.n_runs + int(budget)  # --until may stop the run again once these are paid
 
     def step(self) -> dict[str, float]:
         t0 = time.perf_counter()
@@ -908,6 +926,7 @@ class EmulateEngine:
             "Y": _copy(self.Y), "status": _copy(self.status),
             "batch_of": _copy(self.batch_of), "attempts": _copy(self.attempts),
             "errors": list(self.errors), "n_batches": int(self.n_batches), "n_space_filling": int(self.n_space_filling), "budget": int(self.budget),
+            "until_floor": int(self.until_floor),
             "layout": json.dumps(self.layout.to_json()) if self.layout is not None else "",
             "validation_rows": torch.tensor(self.validation_rows, dtype=torch.float64).reshape(-1, len(_VALIDATION_VARS)),
             "cv_mean": _copy(self.cv_mean), "cv_std": _copy(self.cv_std),
@@ -924,6 +943,7 @@ class EmulateEngine:
         self.attempts = state["attempts"].numpy().astype(np.int8)
         self.errors = [str(e) for e in state["errors"]]
         self.n_batches, self.budget = int(state["n_batches"]), int(state["budget"])
+        self.until_floor = int(state.get("until_floor", 0))  # older checkpoints have none
         self.n_space_filling = int(state["n_space_filling"])
         self.layout = OutputLayout(json.loads(state["layout"])) if state["layout"] else None
         rows = state["validation_rows"]
