@@ -190,6 +190,20 @@ def test_time_budget_stops_the_search_at_the_first_step_past_it():
     assert e.iteration == len(walls) < 10_000 and e.progress() == 1.0
 
 
+def test_a_time_limit_without_iterations_makes_the_time_the_budget(ipython_shell, tmp_path):
+    X = uniform(40, 2)
+    assert SymRegEngine(X, X[:, 0], device="cpu").budget == 200
+    assert SymRegEngine(X, X[:, 0], time_limit=60, device="cpu").budget == 100_000
+    assert SymRegEngine(X, X[:, 0], time_limit=60, iterations=7, device="cpu").budget == 7
+    # the magic and the Python API follow the same rule
+    ipython_shell.user_ns["Xt"], ipython_shell.user_ns["yt"] = X, X[:, 0]
+    ipython_shell.run_line_magic("sciml", f"symreg Xt yt --time 60 --device cpu --no-monitor --name timed "
+                                          f"--runs-dir {tmp_path}")
+    job = ipython_shell.user_ns["timed"]
+    job.stop()
+    assert job.wait(60) == "stopped" and job.engine.budget == 100_000
+
+
 def test_constraints_on_size_depth_and_nesting_hold_in_every_member():
     X = uniform(80, 2)
     e = run(SymRegEngine(X, np.sin(np.cos(X[:, 0])) + X[:, 1], ops="+ * sin cos", maxsize=9, maxdepth=4,

@@ -48,6 +48,8 @@ _EXPLOG = ["exp", "log"]
 DEFAULT_NESTED: dict[str, list[str]] = {**{t: _TRIG for t in _TRIG}, **{e: _EXPLOG for e in _EXPLOG},
                                         "sqrt": ["sqrt"], "tanh": ["tanh"]}
 SELECTIONS = ("best", "accuracy", "score")
+# the step budget when none is given: with a time limit, the time is the budget
+DEFAULT_ITERATIONS, TIMED_ITERATIONS = 200, 100_000
 #: a relative loss below this is "exact to numerical precision" (floor of log-loss and scores)
 EXACT = 1e-12
 #: default number of rows the search evaluates candidates on (a fixed subsample of larger data)
@@ -165,7 +167,8 @@ class SymRegEngine:
         n_islands, population_size: the populations.
         children: children bred per island per step (default ``population_size // 2``).
         tournament_size, crossover_probability: selection and variation.
-        iterations: step budget; time_limit: wall-clock budget in seconds (None: none).
+        iterations: step budget (default 200, or 100 000 with a ``time_limit``, so that the
+            time is the budget); time_limit: wall-clock budget in seconds (None: none).
         stop_loss: stop early once the front holds an expression this accurate (mean
             squared error) and its simplest such member has not changed for
             ``patience`` steps; ``"auto"``: exact to numerical precision
@@ -209,7 +212,7 @@ class SymRegEngine:
                  custom_ops: Mapping[str, Any] | None = None, maxsize: int = 30, maxdepth: int | None = None,
                  nested: Mapping[str, Sequence[str]] | None = None, n_islands: int = 4, population_size: int = 64,
                  children: int | None = None, tournament_size: int = 10, crossover_probability: float = 0.1,
-                 iterations: int = 200, time_limit: float | None = None, stop_loss: "float | str | None" = "auto",
+                 iterations: int | None = None, time_limit: float | None = None, stop_loss: "float | str | None" = "auto",
                  patience: int = 10, selection: str = "best", const_iterations: int = 8,
                  optimize_fraction: float = 0.3, migration_every: int = 5, migration_fraction: float = 0.05,
                  parsimony: float = 1e-3, adaptive_parsimony: float = 20.0,
@@ -233,8 +236,10 @@ class SymRegEngine:
         self.children = _check_int("children", children if children is not None else max(population_size // 2, 1), 1)
         self.tournament_size = _check_int("tournament_size", tournament_size, 1)
         self.crossover_probability = _check_float("crossover_probability", crossover_probability)
-        self.budget = _check_int("iterations", iterations, 1)
         self.time_limit = _check_float("time_limit", time_limit, 0.0, allow_none=True)
+        if iterations is None:
+            iterations = DEFAULT_ITERATIONS if self.time_limit is None else TIMED_ITERATIONS
+        self.budget = _check_int("iterations", iterations, 1)
         self.patience = _check_int("patience", patience, 1)
         if selection not in SELECTIONS:
             raise ValueError(f"selection: expected one of {', '.join(SELECTIONS)}, got {selection!r}")

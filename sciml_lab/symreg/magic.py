@@ -62,10 +62,9 @@ def _run(args: argparse.Namespace, cell: str | None, shell: Any):
             stop_loss = float(args.stop_loss)
         except ValueError:
             raise UsageError(f"--stop-loss: expected a number, 'auto' or 'none', got {args.stop_loss!r}") from None
-    iterations = args.iterations or (100_000 if args.time else 200)
     try:
         job = fit(data, y, target=args.target, features=args.features, weights=weights, ops=args.ops,
-                  maxsize=args.maxsize, maxdepth=args.maxdepth, time_limit=args.time, iterations=iterations,
+                  maxsize=args.maxsize, maxdepth=args.maxdepth, time_limit=args.time, iterations=args.iterations,
                   n_islands=args.islands, population_size=args.population, selection=args.selection,
                   stop_loss=stop_loss, search_rows=args.search_rows, device=args.device, seed=args.seed, **launch_kwargs(args))
     except (ValueError, TypeError) as exc:
