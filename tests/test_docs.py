@@ -1,4 +1,5 @@
-"""The examples in the foundation's docstrings run and print what they show."""
+"""The examples in the docstrings of the foundation and the emulator run and print what they show
+(symbolic regression and flow-MCMC run theirs in test_symreg_docs.py and test_flowmc_views.py)."""
 
 from __future__ import annotations
 
@@ -16,8 +17,19 @@ MODULES = [
     "sciml_lab.runtime.job",
     "sciml_lab.runtime.store",
     "sciml_lab.runtime.executors",
+    "sciml_lab.runtime.history",
     "sciml_lab.widgets.monitor",
     "sciml_lab.widgets.board",
+    "sciml_lab.emulate",
+    "sciml_lab.emulate.engine",
+    "sciml_lab.emulate.emulator",
+    "sciml_lab.emulate.gp",
+    "sciml_lab.emulate.design",
+    "sciml_lab.emulate.feasibility",
+    "sciml_lab.emulate.sensitivity",
+    "sciml_lab.emulate.simulator",
+    "sciml_lab.emulate.ensemble",
+    "sciml_lab.emulate.plots",
 ]
 
 
