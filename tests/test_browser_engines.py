@@ -45,6 +45,7 @@ JS_STATE = """() => Array.from(document.querySelectorAll('.sciml-monitor')).map(
   badges: Array.from(m.querySelectorAll('.sciml-badge')).map((b) => [b.dataset.metric, b.dataset.state, b.textContent]),
   phase: (m.querySelector('.sciml-phase') || {}).textContent || null,
   pill: m.querySelector('.sciml-status').textContent,
+  verdictLines: Array.from(m.querySelectorAll('.sciml-verdict li')).map((li) => li.textContent),
 }))"""
 
 
@@ -121,6 +122,10 @@ def test_engine_monitors_show_latex_front_and_uncertainty_band(lab, artifacts):
                 for kind, job in (("symreg", "law"), ("emulate", "emu"), ("flowmc", "post")):
                     record = json.loads((lab.root / "sciml-runs" / job / "job.json").read_text())
                     assert states[kind]["pill"] == record["verdict"]["text"], (kind, states[kind], record["verdict"])
+                    # and lists its warnings in words under the pill (with the reasons of a missed target)
+                    v = record["verdict"]
+                    listed = (v["reasons"] if v["status"] in ("target missed", "failed") else []) + v["warnings"]
+                    assert states[kind]["verdictLines"] == listed, (kind, states[kind], v)
                 assert post["pill"].startswith("converged"), post
                 for kind, name in (("symreg", "symreg.png"), ("emulate", "emulate.png"), ("flowmc", "flowmc.png")):
                     mon = page.locator(".sciml-monitor").filter(has=page.locator(".sciml-kind", has_text=kind))

@@ -9,7 +9,7 @@ import {
   decodeRows, formatSeconds, badgeState, formatValue, clampForLog, phaseLabel, cappedRange, formatTick, axisSize,
   estimateEta, etaText,
 } from "./util.js";
-import { statusPill } from "./verdict.js";
+import { statusPill, verdictLines } from "./verdict.js";
 
 const PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#17becf", "#8c564b", "#e377c2"];
 
@@ -145,6 +145,7 @@ function render({ model, el: root }) {
 
   const badges = el("div", "sciml-badges");
   const note = el("div", "sciml-note");
+  const verdictList = el("ul", "sciml-verdict"); // the finished job's reasons and warnings, in words
   const view = el("div", "sciml-view");
   const charts = el("div", "sciml-charts");
 
@@ -166,7 +167,7 @@ function render({ model, el: root }) {
   details.append(summary, pre);
   errorBox.append(errorMsg, details);
 
-  box.append(head, bar, badges, note, charts, view, controls, errorBox);
+  box.append(head, bar, badges, verdictList, note, charts, view, controls, errorBox);
 
   const s = new Series();
   let plots = [];
@@ -317,6 +318,9 @@ function render({ model, el: root }) {
     status.className = `sciml-status sciml-status-${pill.level}`;
     box.dataset.status = st;
     box.dataset.verdict = pill.level === st ? "" : pill.level;
+    const lines = verdictLines(st, model.get("verdict"));
+    verdictList.replaceChildren(...lines.map((l) => el("li", `sciml-verdict-${l.kind}`, l.text)));
+    verdictList.style.display = lines.length ? "" : "none";
     const pct = p === null || p === undefined ? null : Math.round(1000 * p) / 10;
     fill.style.width = pct === null ? "0%" : `${pct}%`;
     label.textContent = pct === null ? "" : `${pct.toFixed(1)}%`;

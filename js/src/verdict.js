@@ -30,3 +30,17 @@ export function statusPill(status, verdict) {
   const title = [...reasons, ...warnings.map((w) => `warning: ${w}`)].join("\n");
   return { text, level, title };
 }
+
+// The lines listed under the pill of a finished job: why its verdict is what it is (the
+// reasons of a missed target or a failure, which the pill may shorten) and every warning, in
+// words and numbers. Empty while the job runs, and for a verdict with nothing to add.
+export function verdictLines(status, verdict) {
+  const finished = status === "done" || status === "stopped" || status === "failed";
+  if (!finished || !verdict || !verdict.status) return [];
+  const lines = [];
+  if (verdict.status === "target missed" || verdict.status === "failed") {
+    for (const r of verdict.reasons || []) lines.push({ kind: "reason", text: r });
+  }
+  for (const w of verdict.warnings || []) lines.push({ kind: "warning", text: w });
+  return lines;
+}

@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { statusPill } from "../src/verdict.js";
+import { statusPill, verdictLines } from "../src/verdict.js";
 import { cappedRange } from "../src/util.js";
 
 test("a running job shows its state", () => {
@@ -44,4 +44,18 @@ test("cappedRange keeps 1.01 and 1.02 apart on the R-hat chart", () => {
   const [a, b] = cappedRange(1.003, 1.02, 1.1); // all below the cap: the data's own range
   assert.ok(a < 1.003 && b > 1.02 && b < 1.03);
   assert.equal(cappedRange(null, null, 1.1)[1], 1.1); // no data yet: an axis that ends at the cap
+});
+
+test("a finished job lists its reasons and warnings in words; a running one lists nothing", () => {
+  const v = { status: "target missed", reasons: ["R-hat 1.021 > 1.01 (tau)"], warnings: ["64 divergent transitions"] };
+  assert.deepEqual(verdictLines("done", v), [
+    { kind: "reason", text: "R-hat 1.021 > 1.01 (tau)" },
+    { kind: "warning", text: "64 divergent transitions" },
+  ]);
+  assert.deepEqual(verdictLines("running", v), []);
+  // a converged run's reasons are its met criteria: the pill says enough, only warnings are listed
+  const ok = { status: "converged", reasons: ["R-hat 1.007 < 1.01"], warnings: [] };
+  assert.deepEqual(verdictLines("done", ok), []);
+  assert.deepEqual(verdictLines("done", { status: "done", warnings: ["9 of 40 simulator runs failed"] }),
+    [{ kind: "warning", text: "9 of 40 simulator runs failed" }]);
 });
