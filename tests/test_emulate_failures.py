@@ -61,9 +61,11 @@ def test_classifier_ranks_success_and_failure_on_fresh_points():
 def test_active_learning_stays_out_of_the_failing_region():
     """Before the classifier, 17 of the 20 runs after the initial design failed on
     every seed (0-4: batches of 4 failed 3 or 4 times). Measured with it over seeds
-    0-9 (engine defaults): 2-6 of 20 per seed, 41 of 200 in all; the bounds below
-    (at most 8 per seed, 12 of 40 for two seeds) leave room for a different path on
-    another machine's round-off while failing clearly without the classifier."""
+    0-9 (engine defaults): with candidates below P(success) 0.5 excluded, 2-6 of 20 per
+    seed (41 of 200); below 0.8 (the default), 0-3 of 20 per seed (19 of 200) at the same
+    error (NRMSE 0.0005-0.0015). The bounds below, at most a quarter of the adaptive runs
+    per seed and 8 of 40 for two seeds, leave room for another machine's path while
+    failing clearly without the classifier."""
     wasted, adaptive = [], []
     for seed in (0, 1):
         # cv_folds=0: validation by LOO only, the cheaper one; it does not steer the design
@@ -75,7 +77,7 @@ def test_active_learning_stays_out_of_the_failing_region():
         adaptive.append(int(after.sum()))
         assert np.array_equal(eng.status == 1, in_failing_region(eng.X))
     assert adaptive == [20, 20]
-    assert max(wasted) <= 8 and sum(wasted) <= 12, wasted
+    assert max(wasted) <= 5 and sum(wasted) <= 8, wasted
     # the result reports where runs fail, in numbers and in words
     tree = eng.snapshot()
     fs = tree["failures"]

@@ -27,6 +27,9 @@ __all__ = ["initial_design", "candidates", "select_batch", "integrated_variance"
 
 DESIGNS = ("sobol", "lhs", "random")
 ACQUISITIONS = ("variance", "ivr")
+# once the simulator has failed somewhere, candidates less likely than this to succeed are not
+# picked while any candidate reaches it
+MIN_SUCCESS = 0.8
 
 
 def initial_design(n: int, dim: int, kind: str = "sobol", seed: int = 0, start: int = 0) -> np.ndarray:
@@ -215,8 +218,8 @@ def select_batch(model: torch.nn.Module, x_train: torch.Tensor, cand: torch.Tens
                     score = (fantasy.var / scale).sum(0)[:n_cand]
                 if p_ok is not None:
                     score = score * p_ok
-                    if bool((p_ok >= 0.5).any()):
-                        score[p_ok < 0.5] = -np.inf
+                    if bool((p_ok >= MIN_SUCCESS).any()):
+                        score[p_ok < MIN_SUCCESS] = -np.inf
                 if picks:
                     score[picks] = -np.inf
                 j = int(score.argmax())
