@@ -12,6 +12,7 @@ and saves a screenshot of each monitor to the git-ignored ``test-artifacts/``
 from __future__ import annotations
 
 import json
+import math
 import time
 
 import pytest
@@ -110,8 +111,14 @@ def test_engine_monitors_show_latex_front_and_uncertainty_band(lab, artifacts):
                 post = states["flowmc"]
                 rhat = next(b for b in post["badges"] if b[0] == "rhat")
                 assert rhat[1] == "pass", post["badges"]  # R-hat < 1.01 at the end...
-                assert "fail" in rhat_states, rhat_states[:20]  # ...after being above it live
-                assert rhat_states.index("pass") > rhat_states.index("fail")
+                # ...after being above it live: the live values are in the run's events.jsonl (a poll
+                # of the page every 0.25 s can miss a badge state that lasts one loop on a busy machine)
+                events = (lab.root / "sciml-runs" / "post" / "events.jsonl").read_text().splitlines()
+                live_rhat = [v for v in (json.loads(line)["metrics"].get("rhat") for line in events)
+                             if v is not None and math.isfinite(v)]
+                assert live_rhat and max(live_rhat) > 1.01 > live_rhat[-1], live_rhat[:20]
+                if "fail" in rhat_states:  # and when the page was seen failing, it passed only later
+                    assert rhat_states.index("pass") > rhat_states.index("fail"), rhat_states[:20]
                 # the phase pill: training loops, then production loops, live
                 kinds = [p.split(" ")[0] for p in phases]
                 assert "training" in kinds and kinds[-1] == "production", phases
