@@ -62,14 +62,20 @@ def posterior_array(tree: xr.DataTree, var: str = "x") -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------- diagnostics
-def test_rhat_and_bulk_ess_match_arviz():
-    import arviz as az
-
+def awkward_draws():
+    """4 chains x 301 draws of 3 parameters: one chain off, one autocorrelated, one full of ties."""
     rng = np.random.default_rng(0)
     draws = rng.normal(size=(4, 301, 3))
     draws[..., 1] = np.cumsum(draws[..., 1], axis=1) * 0.05 + draws[..., 1]  # autocorrelated
     draws[..., 2] = np.sign(draws[..., 2])  # ties
     draws[0, :, 0] += 0.4  # one chain off
+    return draws
+
+
+def test_rhat_and_bulk_ess_match_arviz():
+    import arviz as az
+
+    draws = awkward_draws()
     ours_r, ours_e = rhat(draws), ess_bulk(draws)
     for i in range(3):
         assert ours_r[i] == pytest.approx(float(az.rhat(draws[..., i])), rel=1e-10)
@@ -79,11 +85,7 @@ def test_rhat_and_bulk_ess_match_arviz():
 def test_tail_ess_and_mcse_match_arviz():
     import arviz as az
 
-    rng = np.random.default_rng(0)
-    draws = rng.normal(size=(4, 301, 3))
-    draws[..., 1] = np.cumsum(draws[..., 1], axis=1) * 0.05 + draws[..., 1]  # autocorrelated
-    draws[..., 2] = np.sign(draws[..., 2])  # ties
-    draws[0, :, 0] += 0.4  # one chain off
+    draws = awkward_draws()
     ours = parameter_diagnostics(draws)
     for i in range(3):
         x = draws[..., i]
