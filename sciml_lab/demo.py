@@ -15,7 +15,7 @@ import numpy as np
 import torch
 import xarray as xr
 
-from .runtime.engine import Badge, Chart, MonitorSpec, register_engine
+from .kit.protocol import Badge, Chart, MonitorSpec, register_engine
 
 __all__ = ["PiEngine", "estimate_pi"]
 

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 import xarray as xr
 
-from sciml_lab.runtime.engine import Badge, Chart, MonitorSpec, register_engine
+from sciml_lab.kit.protocol import Badge, Chart, MonitorSpec, register_engine
 
 
 @register_engine

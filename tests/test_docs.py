@@ -1,4 +1,4 @@
-"""The examples in the docstrings of the foundation and the emulator run and print what they show
+"""The examples in the docstrings of the kit, the runtime and the emulator run and print what they show
 (symbolic regression and flow-MCMC run theirs in test_symreg_docs.py and test_flowmc_views.py)."""
 
 from __future__ import annotations
@@ -11,9 +11,15 @@ import pytest
 MODULES = [
     "sciml_lab",
     "sciml_lab.demo",
-    "sciml_lab.device",
-    "sciml_lab.runtime.engine",
-    "sciml_lab.runtime.verdict",
+    "sciml_lab.kit",
+    "sciml_lab.kit.budget",
+    "sciml_lab.kit.checks",
+    "sciml_lab.kit.device",
+    "sciml_lab.kit.history",
+    "sciml_lab.kit.settings",
+    "sciml_lab.kit.state",
+    "sciml_lab.kit.protocol",
+    "sciml_lab.kit.verdict",
     "sciml_lab.runtime.job",
     "sciml_lab.runtime.store",
     "sciml_lab.runtime.executors",

@@ -18,7 +18,7 @@ import xarray as xr
 
 import sciml_lab
 from sciml_lab.runtime import JobFailedError, launch, read_result
-from sciml_lab.runtime.engine import check_budget, parse_criteria
+from sciml_lab.kit.protocol import check_budget, parse_criteria
 from sciml_lab.runtime.executors import ProcessExecutor
 
 from engines import StepEngine, reference_total

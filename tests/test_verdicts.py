@@ -15,7 +15,7 @@ import torch
 import engines
 from sciml_lab.flowmc import FlowMCEngine, sample
 from sciml_lab.runtime import EngineBase, Verdict, launch, open_run, parse_criteria
-from sciml_lab.runtime.verdict import criteria_verdict, describe_criterion, judge
+from sciml_lab.kit.verdict import criteria_verdict, describe_criterion, judge
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # see conftest.py
 

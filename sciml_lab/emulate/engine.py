@@ -32,8 +32,8 @@ import numpy as np
 import torch
 import xarray as xr
 
-from ..device import resolve_device
-from ..runtime.engine import Badge, Chart, MonitorSpec, badge_targets, parse_criteria, register_engine
+from ..kit.device import resolve_device
+from ..kit.protocol import Badge, Chart, MonitorSpec, badge_targets, parse_criteria, register_engine
 from .design import DESIGNS, candidates, initial_design, select_batch
 from .emulator import Emulator, OutputLayout, small_problem_threads
 from .feasibility import SuccessClassifier

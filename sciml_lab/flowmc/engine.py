@@ -30,10 +30,10 @@ import pandas as pd
 import torch
 import xarray as xr
 
-from ..device import resolve_device, resolve_dtype
-from ..runtime.engine import Badge, Chart, Criterion, EngineBase, MonitorSpec, Phase, badge_targets, parse_criteria, \
+from ..kit.device import resolve_device, resolve_dtype
+from ..kit.protocol import Badge, Chart, Criterion, EngineBase, MonitorSpec, Phase, badge_targets, parse_criteria, \
     register_engine
-from ..runtime.verdict import Verdict, criteria_verdict, distinct
+from ..kit.verdict import Verdict, criteria_verdict, distinct
 from .diagnostics import summary_diagnostics, thinned_draws
 from .flow import FlowProposal
 from .kernels import DIVERGENCE_THRESHOLD, KERNELS, TARGET_ACCEPTANCE, ChainState, divergent, global_block, \
@@ -831,7 +831,7 @@ class FlowMCEngine(EngineBase):
         return summary(posterior)
 
     def verdict(self, metrics: Mapping[str, float] | None = None) -> Verdict:
-        """The shared ``until`` judgement (:func:`~sciml_lab.runtime.verdict.criteria_verdict`),
+        """The shared ``until`` judgement (:func:`~sciml_lab.kit.verdict.criteria_verdict`),
         naming the parameter with the worst R-hat and bulk ESS, plus :meth:`warnings`."""
         table = self.parameter_summary(self.VERDICT_MAX_VALUES)
         where = {}

@@ -23,12 +23,12 @@ from typing import Any, Callable, Iterator, Mapping
 
 import xarray as xr
 
-from .engine import Engine, check_budget
+from ..kit.protocol import Engine, check_budget
 from .executors import Executor, Handle, get_executor
 from .history import HISTORY_RECENT, ThinnedHistory
 from .loop import clean_metrics, now_iso, python_info
 from .store import CheckpointError, RunStore, runs_dir, valid_name
-from .verdict import Verdict
+from ..kit.verdict import Verdict
 
 __all__ = ["Job", "Event", "JobFailedError", "launch", "jobs", "get_job", "STATES", "FINAL_STATES"]
 
@@ -200,7 +200,7 @@ class Job:
 
     @property
     def verdict(self) -> Verdict | None:
-        """Whether to trust the finished job (see :mod:`sciml_lab.runtime.verdict`):
+        """Whether to trust the finished job (see :mod:`sciml_lab.kit.verdict`):
         ``converged``, ``target missed``, ``done``, ``stopped`` or ``failed``, with
         reasons and warnings; None while it runs (or for a run saved without one).
 
@@ -562,7 +562,7 @@ def launch(engine: Engine, *, name: str | None = None, executor: "str | Executor
     """Run ``engine`` as a job and return at once.
 
     Arguments:
-        engine: any object implementing :class:`~sciml_lab.runtime.engine.Engine`.
+        engine: any object implementing :class:`~sciml_lab.kit.protocol.Engine`.
         name: the job's name (default: the engine's kind); a taken name gets a
             numbered suffix (see the module docstring).
         executor: ``"thread"`` (default), ``"process"``, ``"dask"`` or an Executor.
@@ -691,7 +691,7 @@ def open_run(path: "str | Path", executor: "str | Executor" = "thread", **object
 
 def _read_run(store: RunStore, objects: Mapping[str, Any]) -> dict[str, Any]:
     """Everything intact in a run folder, and a sentence for each thing that is not."""
-    from .engine import engine_class
+    from ..kit.protocol import engine_class
 
     p = store.path
     problems: list[str] = []

@@ -28,9 +28,9 @@ from typing import Any, Mapping, Protocol
 import xarray as xr
 
 from .._version import __version__
-from .engine import Engine
+from ..kit.protocol import Engine
 from .store import RunStore
-from .verdict import judge
+from ..kit.verdict import judge
 
 __all__ = ["Link", "drive", "stamp_attrs", "clean_metrics"]
 

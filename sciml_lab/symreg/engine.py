@@ -30,8 +30,8 @@ import numpy as np
 import torch
 import xarray as xr
 
-from ..device import resolve_device, resolve_dtype
-from ..runtime.engine import Badge, Chart, MonitorSpec, register_engine
+from ..kit.device import resolve_device, resolve_dtype
+from ..kit.protocol import Badge, Chart, MonitorSpec, register_engine
 from .constants import fit_constants, weighted_mse
 from .data import prepare_data
 from .expression import CONST, PAD, UNARY, Equation, Vocabulary, evaluate, from_sympy, pack, parse_ops

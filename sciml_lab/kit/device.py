@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["resolve_device", "resolve_dtype"]
+__all__ = ["resolve_device", "resolve_dtype", "restore_device"]
 
 
 def resolve_device(device: "str | torch.device | None" = "auto") -> torch.device:
@@ -42,3 +42,18 @@ def resolve_dtype(dtype: "str | torch.dtype" = "float32") -> torch.dtype:
     if isinstance(dtype, str) and dtype in table:
         return table[dtype]
     raise ValueError(f"dtype: expected 'float32' or 'float64', got {dtype!r}")
+
+
+def restore_device(device: str) -> str:
+    """The device a reopened run uses: the one it was made with, except a GPU run
+    reopened where torch sees no GPU, which continues on the CPU.
+
+    Example:
+        >>> restore_device("cpu"), restore_device("auto")
+        ('cpu', 'auto')
+    """
+    if device in (None, "auto", "cpu"):
+        return device or "auto"
+    if str(device).startswith("cuda") and not torch.cuda.is_available():
+        return "cpu"
+    return device

@@ -125,7 +125,7 @@ def describe_criterion(criterion: Any, value: float | None, label: str | None = 
     a missed ``rhat<1.01`` at exactly 1.01 reads ``R-hat 1.01 = 1.01``.
 
     Example:
-        >>> from sciml_lab.runtime.engine import Criterion
+        >>> from sciml_lab.kit.protocol import Criterion
         >>> describe_criterion(Criterion.parse("ess>1000"), 412.3, "ESS", ".0f", "tau")
         'ESS 412 < 1000 (tau)'
         >>> describe_criterion(Criterion.parse("rhat<1.01"), float("nan"), "R-hat")
@@ -142,7 +142,7 @@ def describe_criterion(criterion: Any, value: float | None, label: str | None = 
 
 def _badges(monitor: Any) -> list[tuple[Any, Any]]:
     """``[(badge, its criterion)]`` of an engine's monitor."""
-    from .engine import Criterion  # engine.py imports this module
+    from .protocol import Criterion  # engine.py imports this module
 
     return [(b, Criterion.parse(b.criterion)) for b in getattr(monitor, "badges", ()) or ()]
 
@@ -159,9 +159,9 @@ def criteria_verdict(criteria: Sequence[Any], metrics: Mapping[str, float], *, m
     as is a badge metric that is not a number at the end.
 
     Arguments:
-        criteria: :class:`~sciml_lab.runtime.engine.Criterion` objects (all must hold).
+        criteria: :class:`~sciml_lab.kit.protocol.Criterion` objects (all must hold).
         metrics: the run's last metrics.
-        monitor: the engine's :class:`~sciml_lab.runtime.engine.MonitorSpec` (labels,
+        monitor: the engine's :class:`~sciml_lab.kit.protocol.MonitorSpec` (labels,
             formats and default targets of its badges).
         where: ``{metric: text}`` put in brackets after a metric, e.g. the parameter
             with the worst R-hat.
@@ -170,7 +170,7 @@ def criteria_verdict(criteria: Sequence[Any], metrics: Mapping[str, float], *, m
             own warnings already cover them).
 
     Example:
-        >>> from sciml_lab.runtime.engine import parse_criteria
+        >>> from sciml_lab.kit.protocol import parse_criteria
         >>> criteria_verdict(parse_criteria("rhat<1.01 ess>1000"), {"rhat": 1.021, "ess": 2400},
         ...                  where={"rhat": "tau"}).text
         'target missed: rhat 1.021 > 1.01 (tau)'
@@ -225,7 +225,7 @@ def judge(engine: Any, status: str, metrics: Mapping[str, float] | None = None,
         if callable(own):
             v = own(metrics)
         else:
-            from .engine import EngineBase  # engine.py imports this module
+            from .protocol import EngineBase  # engine.py imports this module
 
             v = EngineBase.verdict(engine, metrics)  # the default, for engines not derived from it
     except Exception as exc:  # noqa: BLE001 - judging must never fail a job

@@ -90,7 +90,7 @@ class Engine(Protocol):
     #   live_view() -> dict             a small table the monitor shows live (at most ~4 Hz):
     #       {"title": str, "columns": [str], "rows": [[str | float]], "latex": [column names]}
     #   verdict(metrics) -> Verdict     asked when the job ends (see EngineBase and
-    #                                   sciml_lab.runtime.verdict); default: the until
+    #                                   sciml_lab.kit.verdict); default: the until
     #                                   criteria judged on the last metrics
     #   warnings() -> list[str]         what the default verdict adds, in words and numbers
 
@@ -102,7 +102,7 @@ class EngineBase:
     :class:`Criterion`), its badges in ``self.monitor`` and, optionally, its own
     ``warnings()`` gets a verdict without writing one. Engines that do not derive
     from this class get the same default from the runtime
-    (:func:`sciml_lab.runtime.verdict.judge`).
+    (:func:`sciml_lab.kit.verdict.judge`).
 
     Example:
         >>> class Fit(EngineBase):
