@@ -42,7 +42,8 @@ def decode(msg, buffers):
     """A rows message decoded from the definition in wire.json (checked against it too)."""
     validate(msg, "rows")
     layout = WIRE["rows"]["buffer"]
-    return np.frombuffer(bytes(buffers[0]), dtype=layout["dtype"]).reshape(msg["n"], len(layout["leading"]) + len(msg["names"]))
+    width = len(layout["leading"]) + len(msg["names"])
+    return np.frombuffer(bytes(buffers[0]), dtype=layout["dtype"]).reshape(msg["n"], width)
 
 
 def state_updates(log, key):

@@ -30,7 +30,8 @@ LEADING: tuple[str, ...] = tuple(_BUFFER["leading"])  # the columns before the m
 ROWS_DTYPE = np.dtype(_BUFFER["dtype"])
 
 
-def rows_message(names: Sequence[str], rows: Sequence[Sequence[float]], reset: bool) -> tuple[dict[str, Any], memoryview]:
+def rows_message(names: Sequence[str], rows: Sequence[Sequence[float]],
+                 reset: bool) -> tuple[dict[str, Any], memoryview]:
     """The custom message and binary buffer that carry ``rows`` to the page.
 
     Each row holds the ``LEADING`` values then one value per name, in ``names`` order; a
