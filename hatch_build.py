@@ -17,6 +17,7 @@ from hatchling.builders.hooks.plugin.interface import BuildHookInterface
 ROOT = Path(__file__).parent
 JS = ROOT / "js"
 STATIC = ROOT / "sciml_lab" / "widgets" / "static"
+WIRE = ROOT / "sciml_lab" / "widgets" / "wire.json"
 OUTPUTS = ("monitor.js", "board.js", "monitor.css")
 
 
@@ -25,7 +26,8 @@ def _stale() -> bool:
         return True
     if not (JS / "src").exists():
         return False
-    newest_src = max(p.stat().st_mtime for p in (JS / "src").rglob("*") if p.is_file())
+    sources = [p for p in (JS / "src").rglob("*") if p.is_file()] + [WIRE]  # the bundle holds wire.json
+    newest_src = max(p.stat().st_mtime for p in sources if p.exists())
     return newest_src > min((STATIC / o).stat().st_mtime for o in OUTPUTS)
 
 

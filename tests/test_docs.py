@@ -26,6 +26,7 @@ MODULES = [
     "sciml_lab.runtime.history",
     "sciml_lab.widgets.monitor",
     "sciml_lab.widgets.board",
+    "sciml_lab.widgets.wire",
     "sciml_lab.emulate",
     "sciml_lab.emulate.engine",
     "sciml_lab.emulate.emulator",

@@ -11,8 +11,10 @@ from comm.base_comm import BaseComm
 
 from sciml_lab.runtime import launch
 from sciml_lab.widgets import JobBoard, Monitor
+from sciml_lab.widgets.wire import WIRE
 
 from engines import StepEngine
+from test_wire import validate
 
 
 class RecordingComm(BaseComm):
@@ -37,7 +39,11 @@ def rows_messages(log):
 
 
 def decode(msg, buffers):
-    return np.frombuffer(bytes(buffers[0]), dtype="<f8").reshape(msg["n"], 2 + len(msg["names"]))
+    """A rows message decoded from the definition in wire.json (checked against it too)."""
+    validate(msg, "rows")
+    layout = WIRE["rows"]["buffer"]
+    width = len(layout["leading"]) + len(msg["names"])
+    return np.frombuffer(bytes(buffers[0]), dtype=layout["dtype"]).reshape(msg["n"], width)
 
 
 def state_updates(log, key):
@@ -168,6 +174,7 @@ def test_live_view_reaches_the_widget_at_most_four_times_a_second(runs, sent):
     views = state_updates(sent, "view")
     assert 2 <= len(views) <= 4 * elapsed + 3  # the loop sends a view every 0.25 s at most (+ the final one)
     last = mon.view
+    validate(last, "view")
     assert last["columns"] == ["step", "draw", "running mean"] and last["latex"] == ["running mean"]
     n = job.step
     assert [r[0] for r in last["rows"]] == [n - 2, n - 1, n]  # the final view is the final state
@@ -184,6 +191,7 @@ def test_emulator_live_slice_with_band_reaches_the_monitor(runs, sent):
     mon = Monitor(job)
     assert job.wait(120) == "done"
     time.sleep(0.3)
+    validate(mon.view, "view")
     (plot,) = mon.view["plots"]
     assert plot["x_label"] == "a"  # sin(3a) varies far more than 0.1 b: the slice follows a
     mean, lo, hi = (np.array(v) for v in (plot["lines"]["emulator mean"], plot["band"]["lower"], plot["band"]["upper"]))

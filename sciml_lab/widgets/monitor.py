@@ -3,12 +3,13 @@
 The widget subscribes to the job's event stream (it never drives the engine). Rows
 of metrics are buffered on the job's thread and flushed to the browser by one
 shared pump thread at most ``max_rate`` times a second, as a single float64
-binary buffer per flush, however fast the engine steps. A view that renders late
+binary buffer per flush, however fast the engine steps (every format the page reads
+is defined in ``wire.json``). A view that renders late
 (``%sciml show``, a second view of the same widget, a reloaded page) asks for the
 whole history with a ``sync`` message: the monitor keeps a bounded, thinned copy
 of the rows (the latest ones in full), so its memory does not grow with the job.
 
-Front end: ``js/src/monitor.js`` (uPlot charts), built into ``static/``.
+Front end: ``js/src/monitor.js`` and its modules (uPlot charts), built into ``static/``.
 """
 
 from __future__ import annotations
@@ -21,33 +22,21 @@ from pathlib import Path
 from typing import Any
 
 import anywidget
-import numpy as np
 import traitlets as t
 
 from ..runtime.history import ThinnedHistory
+from .wire import LEADING, json_safe, rows_message
 
 __all__ = ["Monitor", "STATIC", "monitor_spec"]
 
 STATIC = Path(__file__).parent / "static"
 MAX_SYNC_ROWS = 20_000
 MAX_EXTEND = 10**12  # a budget beyond this is a typo, not a plan
+_STEP = LEADING.index("step")  # a row's step column
 
 
 def _finite_or_none(x: float) -> float | None:
     return float(x) if isinstance(x, (int, float)) and math.isfinite(x) else None
-
-
-def _json_safe(x: Any) -> Any:
-    """NaN/inf become None (JSON has no NaN); containers are walked."""
-    if isinstance(x, float):
-        return x if math.isfinite(x) else None
-    if isinstance(x, dict):
-        return {str(k): _json_safe(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_json_safe(v) for v in x]
-    if isinstance(x, (np.floating, np.integer)):
-        return _json_safe(x.item())
-    return x
 
 
 class _Pump:
@@ -203,27 +192,20 @@ class Monitor(anywidget.AnyWidget):
         for k in e.metrics:
             if k not in self._names:
                 self._names.append(k)
-        row = [float(e.step), float(e.wall_time)] + [float(e.metrics.get(k, math.nan)) for k in self._names]
+        row = [float(getattr(e, k)) for k in LEADING] + [float(e.metrics.get(k, math.nan)) for k in self._names]
         self._rows.append(row)
         self._pending.append(row)
 
     def _on_event(self, job, event) -> None:
         with self._lock:
             if event.metrics:
-                if self._rows and event.step <= self._rows[-1][0]:
+                if self._rows and event.step <= self._rows[-1][_STEP]:
                     # resumed from an earlier checkpoint: forget the steps that come again
-                    self._rows.retain(lambda r: r[0] < event.step)
+                    self._rows.retain(lambda r: r[_STEP] < event.step)
                     self._pending, self._reset = [], True
                 self._add_row(event)
             else:
                 self._status_dirty = True
-
-    def _rows_buffer(self, rows: list[list[float]]) -> memoryview:
-        width = 2 + len(self._names)
-        arr = np.full((len(rows), width), np.nan, dtype="<f8")
-        for i, r in enumerate(rows):
-            arr[i, : len(r)] = r
-        return memoryview(arr.tobytes())
 
     def _tick(self) -> None:
         """Called by the pump: send what changed since the last flush, if the rate allows."""
@@ -235,8 +217,7 @@ class Monitor(anywidget.AnyWidget):
             reset, self._reset = self._reset, False
             rows, self._pending = (list(self._rows), []) if reset else (self._pending, [])
             status_dirty, self._status_dirty = self._status_dirty, False
-            names = list(self._names)
-            buf = self._rows_buffer(rows) if rows else None
+            message = rows_message(self._names, rows, reset) if rows else None
         running = job.status == "running"
         view = job.view
         new_view = view is not None and view is not self._last_view
@@ -252,7 +233,7 @@ class Monitor(anywidget.AnyWidget):
             if rows:
                 self.metrics = {k: _finite_or_none(v) for k, v in job.metrics.items()}
             if new_view:
-                self.view = _json_safe(view)
+                self.view = json_safe(view)
                 self._last_view = view
             if status_dirty:
                 verdict = job.verdict
@@ -261,8 +242,9 @@ class Monitor(anywidget.AnyWidget):
                 self.error = job.error or ""
                 self.traceback = job.traceback or ""
                 self.note = self.spec.get("note", "") or job.record.get("note", "")
-        if buf is not None:
-            self.send({"type": "rows", "reset": reset, "names": names, "n": len(rows)}, [buf])
+        if message is not None:
+            header, buf = message
+            self.send(header, [buf])
             self.flushes += 1
 
     def _send_history(self) -> None:
@@ -271,9 +253,8 @@ class Monitor(anywidget.AnyWidget):
             if len(rows) > MAX_SYNC_ROWS:  # keep the shape: an even stride plus the latest row
                 stride = math.ceil(len(rows) / MAX_SYNC_ROWS)
                 rows = rows[::stride] + ([rows[-1]] if (len(rows) - 1) % stride else [])
-            names = list(self._names)
-            buf = self._rows_buffer(rows)
-        self.send({"type": "rows", "reset": True, "names": names, "n": len(rows)}, [buf])
+            header, buf = rows_message(self._names, rows, reset=True)
+        self.send(header, [buf])
 
     # -------------------------------------------------------------- widget -> job
     def _on_custom_msg(self, widget, content, buffers) -> None:
