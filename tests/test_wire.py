@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from sciml_lab.runtime import engine_class
-from sciml_lab.runtime.engine import Badge, Chart, MonitorSpec, Phase
+from sciml_lab.kit.protocol import Badge, Chart, MonitorSpec, Phase
 from sciml_lab.widgets.wire import LEADING, ROWS_DTYPE, WIRE, json_safe, rows_message
 
 FIXTURE = Path(__file__).resolve().parent.parent / "js" / "test" / "fixtures" / "wire.json"
