@@ -368,6 +368,37 @@ def test_until_stops_once_converged():
     assert eng.production_loops < 20  # converged long before the cap of 200 loops
 
 
+def test_extend_after_the_target_ended_the_run_pays_exactly_the_extension():
+    # kit.Budget's rule: a run ended by ``until`` before its cap continues from where it
+    # ended, and the extension is paid in full (the target, still met, may not cut it short)
+    eng = FlowMCEngine(lambda x: -0.5 * (x ** 2).sum(1), dim=2, until="rhat<2", **dict(SMALL, n_loops=50))
+    eng.schedule.DIAGNOSTICS_SHARE = 1e9  # R-hat after every loop, however slow the machine
+    run(eng)
+    ended = eng.production_loops
+    assert ended < 50 and eng.run.budget.target_met(eng.metrics)  # R-hat < 2 holds after a loop or two
+    eng.extend(loops=3)
+    assert not eng.done() and eng.run.budget.total == ended + 3
+    run(eng)
+    assert eng.production_loops == ended + 3 and eng.progress() == 1.0
+
+
+def test_settings_are_the_signature_and_the_config():
+    import inspect
+
+    from sciml_lab.flowmc import FlowMCSettings
+
+    params = inspect.signature(FlowMCEngine).parameters
+    assert set(FlowMCSettings.names()) <= set(params) and params["n_chains"].default == 128
+    eng = FlowMCEngine(lambda p: -(p["a"] ** 2), params=["a"], n_chains=4, flow_hidden=[16], device="cpu")
+    cfg = eng.config()
+    assert cfg["flow_hidden"] == [16] and cfg["params"] == {"a": []} and cfg["dim"] is None
+    assert cfg["init"] is None and "chunk" not in cfg  # the chunk size does not change results
+    again = FlowMCEngine.from_config(cfg, log_prob=lambda p: -(p["a"] ** 2))
+    assert again.settings == eng.settings
+    with pytest.raises(ValueError, match=r"flow_hidden: expected an integer >= 1, got 0"):
+        FlowMCEngine(lambda x: -x.sum(1), dim=1, flow_hidden=[64, 0], device="cpu")
+
+
 def test_until_rejects_unknown_metric():
     with pytest.raises(ValueError, match="unknown metric"):
         FlowMCEngine(lambda x: -x.sum(1), dim=1, until="loss<1", device="cpu")

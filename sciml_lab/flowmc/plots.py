@@ -130,6 +130,35 @@ def _histogram(a: np.ndarray, bins: int, lo: float, hi: float) -> tuple[np.ndarr
     return h, edges
 
 
+def _ranges(pooled: dict[str, np.ndarray]) -> dict[str, tuple[float, float]]:
+    """Each parameter's axis range: its 0.1-99.9 % quantiles, padded by 5 %."""
+    ranges = {}
+    for k, a in pooled.items():
+        lo, hi = np.quantile(a, [0.001, 0.999])
+        pad = 0.05 * (hi - lo if hi > lo else 1.0)
+        ranges[k] = (float(lo - pad), float(hi + pad))
+    return ranges
+
+
+def _corner_panel(figure, pooled, fs, xj: str, yi: str | None, ranges, bins: int, size: int, pick, max_points: int):
+    """One panel of :func:`corner`: the histogram of ``xj`` (``yi`` None) or the scatter
+    of ``yi`` against ``xj``, with the flow's samples ``fs`` (if any) in orange."""
+    opts = {} if yi is None else {"y_range": ranges[yi]}
+    p = figure(width=size, height=size, x_range=ranges[xj], toolbar_location=None, **opts)
+    if yi is None:
+        h, e = _histogram(pooled[xj], bins, *ranges[xj])
+        p.quad(top=h, bottom=0, left=e[:-1], right=e[1:], fill_color=_PALETTE[0], line_color=None, fill_alpha=0.7)
+        if fs is not None:
+            hf, ef = _histogram(fs[xj], bins, *ranges[xj])
+            p.step(x=ef[:-1], y=hf, mode="after", line_color=_PALETTE[1], line_width=2)
+        p.yaxis.visible = False
+    else:
+        p.scatter(pooled[xj][pick], pooled[yi][pick], size=2, alpha=0.25, color=_PALETTE[0])
+        if fs is not None:
+            p.scatter(fs[xj][:max_points], fs[yi][:max_points], size=2, alpha=0.25, color=_PALETTE[1])
+    return p
+
+
 def corner(tree: "xr.DataTree | xr.Dataset", var_names: Sequence[str] | None = None, flow: bool = False,
            max_points: int = 4000, bins: int = 40, size: int = 160, seed: int = 0):
     """Corner plot: histograms on the diagonal, pairwise scatter below it.
@@ -161,11 +190,7 @@ def corner(tree: "xr.DataTree | xr.Dataset", var_names: Sequence[str] | None = N
             raise ValueError("flow=True: the result has no /flow_samples group (it appears after the first "
                              "training loop)")
         fs = flat_draws(tree, "flow_samples", var_names)
-    ranges = {}
-    for k in names:
-        lo, hi = np.quantile(pooled[k], [0.001, 0.999])
-        pad = 0.05 * (hi - lo if hi > lo else 1.0)
-        ranges[k] = (float(lo - pad), float(hi + pad))
+    ranges = _ranges(pooled)
     rows = []
     for i, yi in enumerate(names):
         row = []
@@ -173,20 +198,7 @@ def corner(tree: "xr.DataTree | xr.Dataset", var_names: Sequence[str] | None = N
             if j > i:
                 row.append(None)
                 continue
-            opts = {} if i == j else {"y_range": ranges[yi]}
-            p = figure(width=size, height=size, x_range=ranges[xj], toolbar_location=None, **opts)
-            if i == j:
-                h, e = _histogram(pooled[xj], bins, *ranges[xj])
-                p.quad(top=h, bottom=0, left=e[:-1], right=e[1:], fill_color=_PALETTE[0], line_color=None,
-                       fill_alpha=0.7)
-                if fs is not None:
-                    hf, ef = _histogram(fs[xj], bins, *ranges[xj])
-                    p.step(x=ef[:-1], y=hf, mode="after", line_color=_PALETTE[1], line_width=2)
-                p.yaxis.visible = False
-            else:
-                p.scatter(pooled[xj][pick], pooled[yi][pick], size=2, alpha=0.25, color=_PALETTE[0])
-                if fs is not None:
-                    p.scatter(fs[xj][:max_points], fs[yi][:max_points], size=2, alpha=0.25, color=_PALETTE[1])
+            p = _corner_panel(figure, pooled, fs, xj, yi if i != j else None, ranges, bins, size, pick, max_points)
             if i == len(names) - 1:
                 p.xaxis.axis_label = xj
             else:
