@@ -62,7 +62,7 @@ def test_corner_without_flow_samples_says_why():
 
 
 @pytest.mark.parametrize("module", ["", ".diagnostics", ".target", ".flow", ".kernels", ".engine", ".plots", ".settings",
-                                    ".state", ".adaptation", ".schedule", ".results", ".verdicts", ".start"])
+                                    ".state", ".adaptation", ".schedule", ".results", ".verdicts", ".start", ".summary"])
 def test_docstring_examples_run(module):
     mod = importlib.import_module(f"sciml_lab.flowmc{module}")
     torch.manual_seed(0)

@@ -21,6 +21,7 @@ from ..kit.verdict import distinct
 from .diagnostics import thinned_draws
 from .kernels import DIVERGENCE_THRESHOLD, divergent
 from .results import draws_group
+from .summary import summary
 
 if TYPE_CHECKING:
     from .engine import FlowMCEngine
@@ -39,8 +40,6 @@ def parameter_summary(eng: "FlowMCEngine", max_values: int | None = None) -> "pd
     mean, sd, HDI, MCSE, bulk and tail ESS and R-hat per scalar parameter), or None
     before the first production draw. With ``max_values`` the draws are first thinned
     evenly to at most that many numbers (never below 50 draws per chain)."""
-    from .plots import summary
-
     group = draws_group(eng.target, eng.run.draws, "posterior")
     if group is None:
         return None
