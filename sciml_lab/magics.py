@@ -36,6 +36,7 @@ from .runtime import FINAL_STATES, get_job, jobs
 __all__ = [
     "register_command", "add_launch_options", "launch_kwargs", "finish_launch", "positive_int",
     "positive_float", "resolve_object", "raised_in_user_code", "SciMLParser", "load_ipython_extension",
+    "add_settings_options",
 ]
 
 
@@ -131,6 +132,71 @@ def add_launch_options(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--threads", type=positive_int, default=None,
                    help="PyTorch CPU threads for the job (default: torch's own setting)")
     g.add_argument("--no-monitor", action="store_true", help="do not display the live monitor")
+
+
+def _number(text: str, kind: type) -> Any:
+    v = float(str(text).replace("_", ""))  # 2e3 and 2_000 are integers too
+    if kind is int:
+        if not v.is_integer():
+            raise ValueError(text)
+        return int(v)
+    return v
+
+
+def _settings_type(f: dataclasses.Field) -> Callable[[str], Any]:
+    """argparse type of a setting: the text read by the field's annotation (int, float,
+    a comma-separated tuple, else text), then the field's own check."""
+    ann = str(f.type)
+    kind = int if ann.startswith("int") or "tuple[int" in ann else float if ann.startswith("float") else str
+    check = f.metadata.get("check")
+
+    def parse(text: str) -> Any:
+        try:
+            if "tuple" in ann:
+                v: Any = tuple(_number(p, kind) for p in text.replace(" ", "").split(",") if p)
+            else:
+                v = _number(text, kind) if kind is not str else text
+        except ValueError:
+            what = {int: "an integer", float: "a number"}[kind]
+            raise argparse.ArgumentTypeError(f"expected {what}{' list like 64,64' if 'tuple' in ann else ''}, "
+                                             f"got {text!r}") from None
+        try:
+            return check(f.name, v) if check else v
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc).removeprefix(f"{f.name}: ")) from None
+    parse.__name__ = f.name  # argparse names the type in its messages
+    return parse
+
+
+def add_settings_options(group: Any, settings: type) -> list[str]:
+    """One option per setting of an engine's settings dataclass that has a ``flag``
+    (:func:`sciml_lab.kit.settings.magic_options`), its value checked by the setting's
+    own check; returns the settings' names (``getattr(args, name)`` holds each value).
+
+    Example:
+        >>> import argparse, dataclasses
+        >>> from sciml_lab.kit import Settings, option, at_least
+        >>> @dataclasses.dataclass(frozen=True)
+        ... class S(Settings):
+        ...     n_chains: int = option(128, at_least(2), "number of chains", flag="--chains")
+        >>> p = argparse.ArgumentParser(); add_settings_options(p, S)
+        ['n_chains']
+        >>> p.parse_args(["--chains", "2e3"]).n_chains
+        2000
+    """
+    from .kit.settings import magic_options
+
+    names = []
+    for flag, f in magic_options(settings):
+        default = f.default
+        shown = ",".join(map(str, default)) if isinstance(default, tuple) else default
+        text = f.metadata.get("help", "")
+        if default is not None and "default" not in text:
+            text = f"{text} (default {shown})"
+        group.add_argument(flag, dest=f.name, type=_settings_type(f), default=default, help=text,
+                           metavar=f.metadata.get("metavar") or flag.lstrip("-").upper().replace("-", "_"))
+        names.append(f.name)
+    return names
 
 
 def launch_kwargs(args: argparse.Namespace) -> dict[str, Any]:

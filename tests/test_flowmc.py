@@ -163,8 +163,8 @@ def test_ill_conditioned_gaussian_learns_its_scales():
 
     eng = FlowMCEngine(log_prob, dim=10, **dict(SMALL, n_chains=64, n_training_loops=6))
     m = run(eng)
-    assert eng.mass_estimator == "pooled"
-    learned = (eng.chol @ eng.chol.T).diagonal()
+    assert eng.adapt.mass_estimator == "pooled"
+    learned = (eng.adapt.chol @ eng.adapt.chol.T).diagonal()
     # measured ratios 0.92-1.12 (an estimate from ~1300 draws): a factor 2 is a wide band, and
     # the within-chain estimate of short windows fails it by 100x along the widest direction
     assert torch.all((learned / var > 0.5) & (learned / var < 2.0)), learned / var
@@ -174,13 +174,13 @@ def test_ill_conditioned_gaussian_learns_its_scales():
 
 def test_live_diagnostics_keep_to_their_time_share_and_the_last_loop_has_them():
     eng = FlowMCEngine(lambda x: -0.5 * (x ** 2).sum(1), dim=2, until="rhat<1.5", **dict(SMALL, n_loops=6))
-    eng.DIAGNOSTICS_SHARE = 0.0  # no time for them: only the budget's last loop computes them
+    eng.schedule.DIAGNOSTICS_SHARE = 0.0  # no time for them: only the budget's last loop computes them
     m = run(eng)
     rows = eng.snapshot()["diagnostics"]
     production = rows["rhat_max"].values[rows["production"].values == 1]
     assert len(production) == 6  # "until" was never judged on stale values
     assert np.isnan(production[:-1]).all() and np.isfinite(production[-1]) and m["rhat"] == production[-1]
-    assert 0 < eng.diag_wall < eng.wall
+    assert 0 < eng.run.diag_wall < eng.run.wall
 
 
 def test_mixture_weights_flow_mcmc_right_mala_alone_wrong():
@@ -282,7 +282,7 @@ def test_named_parameters_and_numpy_log_prob_use_random_walk():
         return -0.5 * (np.asarray(p["mu"]) ** 2 + (np.asarray(p["theta"]) ** 2).sum(1))
 
     eng = FlowMCEngine(log_prob, params={"mu": 1, "theta": 2}, **dict(SMALL, n_loops=2))
-    assert eng.kernel == "rw" and "gradient-free" in eng.monitor.note
+    assert eng.adapt.kernel == "rw" and "gradient-free" in eng.monitor.note
     run(eng)
     post = eng.snapshot()["posterior"]
     assert post["mu"].dims == ("chain", "draw") and post["theta"].dims == ("chain", "draw", "theta_dim_0")
@@ -309,7 +309,7 @@ def test_extend_continues_production_without_reset():
     eng = FlowMCEngine(lambda x: -0.5 * (x ** 2).sum(1), dim=2, **dict(SMALL, n_loops=2))
     run(eng)
     before = eng.snapshot()
-    eps, loops = eng.eps, eng.loop
+    eps, loops = eng.adapt.eps, eng.run.loop
     eng.extend(loops=2)
     assert not eng.done()
     run(eng)
@@ -317,7 +317,7 @@ def test_extend_continues_production_without_reset():
     n_before = before["posterior"].sizes["draw"]
     assert after["posterior"].sizes["draw"] == 2 * n_before  # two more loops of the same length
     np.testing.assert_array_equal(after["posterior"]["x"].values[:, :n_before], before["posterior"]["x"].values)
-    assert eng.eps == eps and eng.loop == loops + 2  # adaptation stays frozen; loops counted on
+    assert eng.adapt.eps == eps and eng.run.loop == loops + 2  # adaptation stays frozen; loops counted on
     assert after["diagnostics"].sizes["iteration"] == before["diagnostics"].sizes["iteration"] + 2
 
 
@@ -346,8 +346,8 @@ def test_checkpoint_without_energy_errors_still_loads_and_extends():
     a = FlowMCEngine(lp, dim=2, **dict(SMALL, n_training_loops=2, n_loops=1))
     run(a)
     state = a.state_dict()
-    for group in state["draws"].values():  # a run saved before energy errors were kept
-        del group["energy_error"]
+    for group in ("warmup", "posterior"):  # a run saved before energy errors were kept
+        del state["draws"][group]["energy_error"]
     b = FlowMCEngine.from_config(a.config(), log_prob=lp)
     b.load_state_dict(state)
     b.extend(loops=1)
@@ -366,6 +366,37 @@ def test_until_stops_once_converged():
     m = run(eng)
     assert m["rhat"] < 1.05 and m["ess"] > 500
     assert eng.production_loops < 20  # converged long before the cap of 200 loops
+
+
+def test_extend_after_the_target_ended_the_run_pays_exactly_the_extension():
+    # kit.Budget's rule: a run ended by ``until`` before its cap continues from where it
+    # ended, and the extension is paid in full (the target, still met, may not cut it short)
+    eng = FlowMCEngine(lambda x: -0.5 * (x ** 2).sum(1), dim=2, until="rhat<2", **dict(SMALL, n_loops=50))
+    eng.schedule.DIAGNOSTICS_SHARE = 1e9  # R-hat after every loop, however slow the machine
+    run(eng)
+    ended = eng.production_loops
+    assert ended < 50 and eng.run.budget.target_met(eng.metrics)  # R-hat < 2 holds after a loop or two
+    eng.extend(loops=3)
+    assert not eng.done() and eng.run.budget.total == ended + 3
+    run(eng)
+    assert eng.production_loops == ended + 3 and eng.progress() == 1.0
+
+
+def test_settings_are_the_signature_and_the_config():
+    import inspect
+
+    from sciml_lab.flowmc import FlowMCSettings
+
+    params = inspect.signature(FlowMCEngine).parameters
+    assert set(FlowMCSettings.names()) <= set(params) and params["n_chains"].default == 128
+    eng = FlowMCEngine(lambda p: -(p["a"] ** 2), params=["a"], n_chains=4, flow_hidden=[16], device="cpu")
+    cfg = eng.config()
+    assert cfg["flow_hidden"] == [16] and cfg["params"] == {"a": []} and cfg["dim"] is None
+    assert cfg["init"] is None and "chunk" not in cfg  # the chunk size does not change results
+    again = FlowMCEngine.from_config(cfg, log_prob=lambda p: -(p["a"] ** 2))
+    assert again.settings == eng.settings
+    with pytest.raises(ValueError, match=r"flow_hidden: expected an integer >= 1, got 0"):
+        FlowMCEngine(lambda x: -x.sum(1), dim=1, flow_hidden=[64, 0], device="cpu")
 
 
 def test_until_rejects_unknown_metric():
@@ -445,4 +476,4 @@ def test_one_step_stays_short_with_many_chains():
     eng = FlowMCEngine(lambda x: -0.5 * (x ** 2).sum(1), dim=2, n_chains=4096, n_local_steps=30, device="cpu")
     eng.step()
     # 32768 chain-evaluations per call: 8 of the 30 local steps, the rest in later calls
-    assert eng.phase == "local" and eng.phase_steps == FlowMCEngine.CHAIN_EVALS_PER_CALL // 4096
+    assert eng.run.phase == "local" and eng.run.phase_steps == FlowMCEngine.CHAIN_EVALS_PER_CALL // 4096

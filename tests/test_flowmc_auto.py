@@ -17,7 +17,7 @@ import pytest
 import torch
 
 from sciml_lab.flowmc import FlowMCEngine
-from sciml_lab.flowmc.engine import auto_trials, whitened_jump_per_eval
+from sciml_lab.flowmc.adaptation import auto_trials, hmc_move_steps, whitened_jump_per_eval
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # see conftest.py
@@ -48,20 +48,20 @@ def check_auto_run(eng):
     """What holds on every seed: the choice follows the scores, the trial schedule, the records."""
     choice = eng.kernel_choice()
     means = choice["mean_scores"]
-    assert choice["choice"] == eng.kernel == max(means, key=means.get), choice
+    assert choice["choice"] == eng.adapt.kernel == max(means, key=means.get), choice
     assert len(choice["scores"]["mala"]) == len(choice["scores"]["hmc"]) == 4
     tree = eng.snapshot()
-    assert tree.attrs["kernel"] == eng.kernel
-    assert json.loads(tree.attrs["kernel_choice"])["choice"] == eng.kernel
+    assert tree.attrs["kernel"] == eng.adapt.kernel
+    assert json.loads(tree.attrs["kernel_choice"])["choice"] == eng.adapt.kernel
     diag = tree["diagnostics"]
     codes = diag["local_kernel"].values
     # trial schedule (loops 2-5 split: HMC on every fourth chain, MALA on the rest), then the
     # choice, fixed in production
     assert list(codes[:6]) == [0, 0, 3, 3, 3, 3]
-    assert (codes[6:] == {"mala": 0, "hmc": 1}[eng.kernel]).all()
+    assert (codes[6:] == {"mala": 0, "hmc": 1}[eng.adapt.kernel]).all()
     assert np.isfinite(diag["jump_per_eval"].values).all()
     # an HMC loop makes 30 / 5 = 6 moves: equal target evaluations per loop
-    n_local = 2 * (6 if eng.kernel == "hmc" else 30)
+    n_local = 2 * (6 if eng.adapt.kernel == "hmc" else 30)
     kinds = tree["sample_stats"]["kernel"].values[0]
     assert (kinds == 0).sum() == n_local
 
@@ -81,7 +81,7 @@ def test_auto_chooses_hmc_on_a_banana_and_mala_on_gaussian_modes(log_prob, expec
         eng = run(FlowMCEngine(log_prob, dim=2, **dict(AUTO, seed=seed)))
         check_auto_run(eng)
         choices.append(eng.kernel_choice()["mean_scores"])
-        picked += eng.kernel == expected
+        picked += eng.adapt.kernel == expected
         if picked == k or picked + n - 1 - seed < k:
             break
     assert picked >= k, f"{expected} chosen in {picked} of {len(choices)} seeds (need {k} of {n}): {choices}"
@@ -95,10 +95,10 @@ def test_auto_is_deterministic_given_the_seed_and_survives_a_checkpoint():
 
     # stopped in the middle of a split trial loop and reloaded: the same run
     c = FlowMCEngine(banana, dim=2, **AUTO)
-    while c.loop < 3 or c.phase == "local":
+    while c.run.loop < 3 or c.run.phase == "local":
         c.step()
-    assert c.kernel == "split" and c.kernel_choice()["choice"] is None and c.phase != "local"
-    assert len(c.auto_scores["hmc"]) == 2
+    assert c.adapt.kernel == "split" and c.kernel_choice()["choice"] is None and c.run.phase != "local"
+    assert len(c.adapt.auto_scores["hmc"]) == 2
     buf = io.BytesIO()
     torch.save(c.state_dict(), buf)
     buf.seek(0)
@@ -113,11 +113,11 @@ def test_auto_with_few_training_loops_and_without_gradient():
     assert auto_trials(3) == {1: "split", 2: "split"} and auto_trials(6)[4] == "split" and auto_trials(2) == {}
     assert auto_trials(8) == {2: "split", 3: "split", 4: "split", 5: "split"}
     eng = run(FlowMCEngine(banana, dim=2, **dict(AUTO, n_training_loops=2, n_loops=1)))
-    assert eng.kernel_choice()["choice"] == "mala" and eng.kernel == "mala"  # too few loops to compare
+    assert eng.kernel_choice()["choice"] == "mala" and eng.adapt.kernel == "mala"  # too few loops to compare
     numpy_lp = run(FlowMCEngine(lambda x: -0.5 * (np.asarray(x) ** 2).sum(1), dim=2,
                                 **dict(AUTO, n_training_loops=2, n_loops=1)))
-    assert numpy_lp.kernel == "rw"  # no gradient: neither MALA nor HMC
-    with pytest.raises(ValueError, match="kernel: expected one of mala, hmc, rw, auto"):
+    assert numpy_lp.adapt.kernel == "rw"  # no gradient: neither MALA nor HMC
+    with pytest.raises(ValueError, match="kernel: expected one of 'mala', 'hmc', 'rw', 'auto'"):
         FlowMCEngine(banana, dim=2, kernel="nuts", device="cpu")
 
 
@@ -132,23 +132,23 @@ def test_whitened_jump_counts_rejections_and_evaluations():
 
 def test_split_trial_loops_give_each_kernel_its_chains_and_step_size():
     eng = FlowMCEngine(banana, dim=2, **AUTO)
-    while eng.loop < 2:
+    while eng.run.loop < 2:
         eng.step()
-    x0 = eng.state.x.clone()
-    while eng.phase == "local":
+    x0 = eng.run.chains.x.clone()
+    while eng.run.phase == "local":
         eng.step()
-    assert eng.kernel == "split" and eng.phase == "train"
-    u = torch.cat(eng.cur["local_u"], 1)
+    assert eng.adapt.kernel == "split" and eng.run.phase == "train"
+    u = torch.cat(eng.run.cur["local_u"], 1)
     # the HMC chains (every fourth) move only every n_leapfrog = 5 steps: 6 moves in 30 steps
     held = (u[3::4, 1:] == u[3::4, :-1]).all(-1)
     moves = [s for s in range(30) if (s + 1) % 5 == 0]
-    assert eng._hmc_move_steps() == moves
+    assert hmc_move_steps(30, 5) == moves
     off = [s for s in range(1, 30) if s not in moves]
     assert held[:, [s - 1 for s in off]].all()
     assert not (u[3::4, 4] == x0[3::4]).all(-1).all()
     assert ((u[0::4, 1:] != u[0::4, :-1]).any(-1)).float().mean() > 0.3  # MALA chains move every step
     # each kernel keeps its own step size: nominal for MALA and HMC differ after adaptation
-    assert math.isfinite(eng.eps_hmc) and eng.eps_hmc != eng.eps
+    assert math.isfinite(eng.adapt.eps_hmc) and eng.adapt.eps_hmc != eng.adapt.eps
     # after the flow fit (MALA draws + HMC trajectory ends) both kernels have a score
     eng.step()
-    assert len(eng.auto_scores["mala"]) == len(eng.auto_scores["hmc"]) == 1
+    assert len(eng.adapt.auto_scores["mala"]) == len(eng.adapt.auto_scores["hmc"]) == 1

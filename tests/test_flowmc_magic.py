@@ -47,3 +47,23 @@ def test_mistakes_are_usage_errors(shell):
                              "def log_prob(x):\n    return -x.sum(1)\n")
     with pytest.raises(UsageError, match="NAME=LOW:HIGH"):
         shell.run_line_magic("sciml", f"flowmc normal2 {FAST} --bounds 'q01'")
+
+
+def test_every_flag_of_the_settings_is_an_option_checked_by_the_setting(shell):
+    import dataclasses
+
+    from sciml_lab.flowmc.settings import FlowMCSettings
+    from sciml_lab.magics import _COMMANDS
+
+    parser = _COMMANDS["flowmc"].parser()
+    flags = {f.metadata["flag"]: f.name for f in dataclasses.fields(FlowMCSettings) if f.metadata.get("flag")}
+    assert {"--chains", "--loops", "--epochs", "--flow-hidden", "--kernel", "--seed"} <= set(flags)
+    args = parser.parse_args(["--chains", "2e3", "--flow-hidden", "128,32", "--global-steps", "0"])
+    defaults = FlowMCSettings()
+    for flag, name in flags.items():
+        want = {"n_chains": 2000, "flow_hidden": (128, 32), "n_global_steps": 0}.get(name, getattr(defaults, name))
+        assert getattr(args, name) == want, flag
+    with pytest.raises(UsageError, match=r"--chains: expected an integer >= 2, got 1"):
+        parser.parse_args(["--chains", "1"])
+    with pytest.raises(UsageError, match=r"--kernel: expected one of 'mala', 'hmc', 'rw', 'auto', got 'nuts'"):
+        parser.parse_args(["--kernel", "nuts"])

@@ -61,7 +61,8 @@ def test_corner_without_flow_samples_says_why():
         plots.corner(tree, flow=True)
 
 
-@pytest.mark.parametrize("module", ["", ".diagnostics", ".target", ".flow", ".kernels", ".engine", ".plots"])
+@pytest.mark.parametrize("module", ["", ".diagnostics", ".target", ".flow", ".kernels", ".engine", ".plots", ".settings",
+                                    ".state", ".adaptation", ".schedule", ".results", ".verdicts", ".start", ".summary"])
 def test_docstring_examples_run(module):
     mod = importlib.import_module(f"sciml_lab.flowmc{module}")
     torch.manual_seed(0)

@@ -120,8 +120,8 @@ def run_sciml(name: str, b: dict, seed: int) -> dict:
     wall = time.perf_counter() - t0
     draws = eng.snapshot()["posterior"]["x"].values
     row = score(name, draws, wall, 0.0, sciml_evaluations(settings))
-    _DIAG_FRACTIONS.append(eng.diag_wall / max(eng.wall, 1e-9))
-    if eng.auto:
+    _DIAG_FRACTIONS.append(eng.run.diag_wall / max(eng.run.wall, 1e-9))
+    if eng.schedule.auto:
         c = eng.kernel_choice()
         _AUTO_CHOICES.append(f"{name}: {c['choice']} (MALA "
                              + "/".join(f"{v:.3g}" for v in c["scores"]["mala"]) + ", HMC "

@@ -42,9 +42,9 @@ def main(argv=None) -> None:
         eng = FlowMCEngine(torch_log_prob(t), dim=t.dim, n_chains=n, n_training_loops=2, n_loops=args.loops,
                            n_local_steps=20, n_global_steps=20, n_epochs=3, device=args.device,
                            dtype=args.dtype, seed=0, max_train_points=20_000, thin=10)
-        while not eng.production:
+        while not eng.schedule.production:
             eng.step()
-        sync = torch.cuda.synchronize if eng.device.startswith("cuda") else (lambda: None)
+        sync = torch.cuda.synchronize if eng.settings.device.startswith("cuda") else (lambda: None)
         sync()
         t0 = time.perf_counter()
         while not eng.done():
@@ -52,7 +52,7 @@ def main(argv=None) -> None:
         sync()
         wall = time.perf_counter() - t0
         steps = n * args.loops * 40
-        print(f"| {n:,} | {eng.device} | {steps / wall:,.0f} | {wall / args.loops:.2f} |", flush=True)
+        print(f"| {n:,} | {eng.settings.device} | {steps / wall:,.0f} | {wall / args.loops:.2f} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -12,8 +12,9 @@ from typing import Any, Callable
 
 from .diagnostics import ess_bulk, rhat
 from .engine import METRICS, FlowMCEngine
+from .settings import FlowMCSettings
 
-__all__ = ["sample", "FlowMCEngine", "METRICS", "rhat", "ess_bulk"]
+__all__ = ["sample", "FlowMCEngine", "FlowMCSettings", "METRICS", "rhat", "ess_bulk"]
 
 
 def sample(log_prob: Callable, dim: int | None = None, *, name: str | None = None, executor: Any = "thread",
@@ -28,7 +29,7 @@ def sample(log_prob: Callable, dim: int | None = None, *, name: str | None = Non
         dim: number of dimensions when neither ``params`` nor ``init`` tells it.
         name, executor, runs_dir, store, save_every, threads: see
             :func:`sciml_lab.runtime.launch`.
-        options: the sampler's settings, see :class:`FlowMCEngine` (``n_chains``,
+        options: the sampler's settings, see :class:`FlowMCSettings` (``n_chains``,
             ``n_loops``, ``until``, ``bounds``, ``init``, ``kernel``, ``device``,
             ``dtype``, ``seed``...).
 

@@ -28,6 +28,7 @@ from typing import Protocol
 import numpy as np
 import torch
 
+from ..kit.state import State
 from .target import Target
 
 __all__ = ["ChainState", "Proposal", "local_step", "DIVERGENCE_THRESHOLD", "divergent", "global_block", "KERNELS", "nominal_step_size",
@@ -42,9 +43,9 @@ DIVERGENCE_THRESHOLD = 1000.0
 
 
 @dataclasses.dataclass
-class ChainState:
+class ChainState(State):
     """Positions ``x`` (n, dim), their log-density ``lp`` (n,) and gradient ``grad``
-    (n, dim, or None for a kernel without gradients)."""
+    (n, dim, or None for a kernel without gradients); a part of the checkpoint."""
 
     x: torch.Tensor
     lp: torch.Tensor

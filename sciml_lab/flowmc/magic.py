@@ -25,8 +25,10 @@ from typing import Any
 
 from IPython.core.error import UsageError
 
-from ..magics import add_launch_options, finish_launch, launch_kwargs, positive_int, raised_in_user_code, \
+from ..magics import add_launch_options, add_settings_options, finish_launch, launch_kwargs, raised_in_user_code, \
     register_command, resolve_object
+from ..kit.settings import magic_options
+from .settings import FlowMCSettings
 
 __all__ = ["parse_bounds", "parse_params"]
 
@@ -85,11 +87,14 @@ def parse_bounds(text: str) -> dict[str, tuple[float | None, float | None]]:
     return out
 
 
+#: the settings the magic sets (one option each, from FlowMCSettings' flags)
+_SETTINGS = tuple(f.name for _, f in magic_options(FlowMCSettings))
+
+
 def _configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("func", nargs="?", default=None,
                    help="log-density function in the notebook (line form); the cell form uses log_prob")
     p.add_argument("--log-prob", default="log_prob", help="name of the log-density in the cell (default log_prob)")
-    p.add_argument("--dim", type=positive_int, default=None, help="number of dimensions (without params/init)")
     p.add_argument("--params", default=None,
                    help="named parameters: NAME (scalar), NAME:N (vector), NAME:NxM (matrix), e.g. 'mu tau eta:8'; "
                         "log_prob then takes a dict of tensors (n_chains, *shape)")
@@ -97,24 +102,7 @@ def _configure(p: argparse.ArgumentParser) -> None:
                    help="NAME=LOW:HIGH per parameter, an empty side open, e.g. 'tau=0: q=0:1' (tau > 0, q in (0, 1)); "
                         "a vector's bounds hold for each element")
     p.add_argument("--init", default=None, help="variable with initial points or a prior sampler")
-    g = p.add_argument_group("sampler")
-    g.add_argument("--chains", type=positive_int, default=128, help="number of chains (default 128)")
-    g.add_argument("--loops", type=positive_int, default=None, help="production loops (default 20; 200 with --until)")
-    g.add_argument("--training-loops", type=positive_int, default=8, help="training loops (default 8)")
-    g.add_argument("--local-steps", type=positive_int, default=30, help="local steps per loop (default 30)")
-    g.add_argument("--global-steps", type=int, default=30, help="global (flow) steps per loop (default 30)")
-    g.add_argument("--epochs", type=positive_int, default=10, help="flow epochs per training loop (default 10)")
-    g.add_argument("--kernel", choices=("mala", "hmc", "rw", "auto"), default="mala",
-                   help="local kernel (default mala; auto: MALA or HMC chosen in training)")
-    g.add_argument("--mass", choices=("full", "diag", "identity"), default="full",
-                   help="preconditioning learned in training (default full)")
-    g.add_argument("--flow-layers", type=positive_int, default=4, help="coupling layers (default 4)")
-    g.add_argument("--flow-hidden", default="64,64", help="hidden widths, e.g. '128,128' (default 64,64)")
-    g.add_argument("--until", default=None, help="convergence target, e.g. 'rhat<1.01 ess>2000'")
-    g.add_argument("--thin", type=positive_int, default=1, help="keep every N-th draw")
-    g.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
-    g.add_argument("--dtype", choices=("float32", "float64"), default="float32")
-    g.add_argument("--seed", type=int, default=0)
+    add_settings_options(p.add_argument_group("sampler"), FlowMCSettings)
     add_launch_options(p)
 
 
@@ -161,18 +149,7 @@ def _run(args: argparse.Namespace, cell: str | None, shell: Any):
         unknown = [k for k in objects["bounds"] if names is not None and k not in names]
         if unknown:
             raise UsageError(f"--bounds: no parameter named {unknown[0]!r}; parameters are {', '.join(names)}")
-    try:
-        hidden = tuple(int(h) for h in args.flow_hidden.replace(" ", "").split(",") if h)
-    except ValueError:
-        raise UsageError(f"--flow-hidden: expected widths like '64,64', got {args.flow_hidden!r}") from None
-    if args.global_steps < 0:
-        raise UsageError(f"--global-steps: expected an integer >= 0, got {args.global_steps}")
-    options = dict(
-        n_chains=args.chains, n_loops=args.loops, n_training_loops=args.training_loops,
-        n_local_steps=args.local_steps, n_global_steps=args.global_steps, n_epochs=args.epochs,
-        kernel=args.kernel, mass=args.mass, flow_layers=args.flow_layers, flow_hidden=hidden, until=args.until,
-        thin=args.thin, device=args.device, dtype=args.dtype, seed=args.seed,
-    )
+    options = {name: getattr(args, name) for name in _SETTINGS if name != "dim"}
     log_prob = objects.pop("log_prob")
     dim = objects.pop("dim", None) if args.dim is None else args.dim
     try:

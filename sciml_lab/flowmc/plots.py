@@ -9,91 +9,17 @@ in JupyterLab's theme (see :mod:`sciml_lab.plots`).
 
 from __future__ import annotations
 
-import math
 from typing import Sequence
 
 import numpy as np
-import pandas as pd
 import xarray as xr
 
-from .diagnostics import parameter_diagnostics
-
 from ..plots import show  # shows a view inline: offline BokehJS, JupyterLab theme
+from .summary import dataset as _dataset, flat_draws, summary
 
 __all__ = ["flat_draws", "summary", "summary_table", "corner", "trace", "history", "view", "show"]
 
 _PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f")
-
-
-def _dataset(tree: "xr.DataTree | xr.Dataset", group: str) -> xr.Dataset:
-    if isinstance(tree, xr.Dataset):
-        return tree
-    if group not in tree.children:
-        raise ValueError(f"the result has no /{group} group yet (groups: {', '.join(tree.children) or 'none'}); "
-                         "production draws appear after the training loops")
-    return tree[group].to_dataset()
-
-
-def flat_draws(tree: "xr.DataTree | xr.Dataset", group: str = "posterior",
-               var_names: Sequence[str] | None = None) -> dict[str, np.ndarray]:
-    """Every scalar coordinate of every parameter as an array ``(chain, draw)``, keyed
-    ``"mu"``, ``"theta[0]"``... (``(sample,)`` arrays for the ``flow_samples`` group).
-
-    Example:
-        >>> ds = xr.Dataset({"theta": (("chain", "draw", "theta_dim_0"), np.zeros((2, 5, 2)))})
-        >>> sorted(flat_draws(ds))
-        ['theta[0]', 'theta[1]']
-    """
-    ds = _dataset(tree, group)
-    names = list(var_names) if var_names is not None else list(ds.data_vars)
-    out: dict[str, np.ndarray] = {}
-    lead = 1 if "sample" in ds.dims else 2
-    for name in names:
-        if name not in ds:
-            raise KeyError(f"var_names: no parameter {name!r}; parameters are {', '.join(map(str, ds.data_vars))}")
-        a = ds[name].values
-        if a.ndim == lead:
-            out[str(name)] = a
-        else:
-            for idx in np.ndindex(*a.shape[lead:]):
-                out[f"{name}[{','.join(map(str, idx))}]"] = a[(slice(None),) * lead + idx]
-    return out
-
-
-def _hdi(x: np.ndarray, prob: float) -> tuple[float, float]:
-    s = np.sort(x)
-    n = len(s)
-    k = max(1, int(math.floor(prob * n)))
-    if k >= n:
-        return float(s[0]), float(s[-1])
-    widths = s[k:] - s[: n - k]
-    i = int(np.argmin(widths))
-    return float(s[i]), float(s[i + k])
-
-
-def summary(tree: "xr.DataTree | xr.Dataset", var_names: Sequence[str] | None = None,
-            hdi_prob: float = 0.94) -> pd.DataFrame:
-    """Posterior summary per scalar parameter (every element of a vector parameter):
-    mean, sd, highest-density interval, Monte Carlo standard errors of the mean and
-    sd, bulk and tail ESS and R-hat (the columns of ``arviz.summary``, same values).
-
-    Example:
-        >>> rng = np.random.default_rng(0)
-        >>> ds = xr.Dataset({"mu": (("chain", "draw"), rng.normal(size=(4, 200)))})
-        >>> t = summary(ds)
-        >>> list(t.columns)
-        ['mean', 'sd', 'hdi_3%', 'hdi_97%', 'mcse_mean', 'mcse_sd', 'ess_bulk', 'ess_tail', 'r_hat']
-    """
-    flat = flat_draws(tree, "posterior", var_names)
-    lo_name = f"hdi_{100 * (1 - hdi_prob) / 2:g}%"
-    hi_name = f"hdi_{100 * (1 + hdi_prob) / 2:g}%"
-    rows = {}
-    diag = parameter_diagnostics(np.stack(list(flat.values()), axis=-1))  # (chain, draw, param)
-    for i, (name, a) in enumerate(flat.items()):
-        lo, hi = _hdi(a.ravel(), hdi_prob)
-        rows[name] = {"mean": a.mean(), "sd": a.std(ddof=1), lo_name: lo, hi_name: hi,
-                      **{k: diag[k][i] for k in ("mcse_mean", "mcse_sd", "ess_bulk", "ess_tail", "r_hat")}}
-    return pd.DataFrame.from_dict(rows, orient="index")
 
 
 def summary_table(tree: "xr.DataTree | xr.Dataset", var_names: Sequence[str] | None = None,
@@ -130,6 +56,35 @@ def _histogram(a: np.ndarray, bins: int, lo: float, hi: float) -> tuple[np.ndarr
     return h, edges
 
 
+def _ranges(pooled: dict[str, np.ndarray]) -> dict[str, tuple[float, float]]:
+    """Each parameter's axis range: its 0.1-99.9 % quantiles, padded by 5 %."""
+    ranges = {}
+    for k, a in pooled.items():
+        lo, hi = np.quantile(a, [0.001, 0.999])
+        pad = 0.05 * (hi - lo if hi > lo else 1.0)
+        ranges[k] = (float(lo - pad), float(hi + pad))
+    return ranges
+
+
+def _corner_panel(figure, pooled, fs, xj: str, yi: str | None, ranges, bins: int, size: int, pick, max_points: int):
+    """One panel of :func:`corner`: the histogram of ``xj`` (``yi`` None) or the scatter
+    of ``yi`` against ``xj``, with the flow's samples ``fs`` (if any) in orange."""
+    opts = {} if yi is None else {"y_range": ranges[yi]}
+    p = figure(width=size, height=size, x_range=ranges[xj], toolbar_location=None, **opts)
+    if yi is None:
+        h, e = _histogram(pooled[xj], bins, *ranges[xj])
+        p.quad(top=h, bottom=0, left=e[:-1], right=e[1:], fill_color=_PALETTE[0], line_color=None, fill_alpha=0.7)
+        if fs is not None:
+            hf, ef = _histogram(fs[xj], bins, *ranges[xj])
+            p.step(x=ef[:-1], y=hf, mode="after", line_color=_PALETTE[1], line_width=2)
+        p.yaxis.visible = False
+    else:
+        p.scatter(pooled[xj][pick], pooled[yi][pick], size=2, alpha=0.25, color=_PALETTE[0])
+        if fs is not None:
+            p.scatter(fs[xj][:max_points], fs[yi][:max_points], size=2, alpha=0.25, color=_PALETTE[1])
+    return p
+
+
 def corner(tree: "xr.DataTree | xr.Dataset", var_names: Sequence[str] | None = None, flow: bool = False,
            max_points: int = 4000, bins: int = 40, size: int = 160, seed: int = 0):
     """Corner plot: histograms on the diagonal, pairwise scatter below it.
@@ -161,11 +116,7 @@ def corner(tree: "xr.DataTree | xr.Dataset", var_names: Sequence[str] | None = N
             raise ValueError("flow=True: the result has no /flow_samples group (it appears after the first "
                              "training loop)")
         fs = flat_draws(tree, "flow_samples", var_names)
-    ranges = {}
-    for k in names:
-        lo, hi = np.quantile(pooled[k], [0.001, 0.999])
-        pad = 0.05 * (hi - lo if hi > lo else 1.0)
-        ranges[k] = (float(lo - pad), float(hi + pad))
+    ranges = _ranges(pooled)
     rows = []
     for i, yi in enumerate(names):
         row = []
@@ -173,20 +124,7 @@ def corner(tree: "xr.DataTree | xr.Dataset", var_names: Sequence[str] | None = N
             if j > i:
                 row.append(None)
                 continue
-            opts = {} if i == j else {"y_range": ranges[yi]}
-            p = figure(width=size, height=size, x_range=ranges[xj], toolbar_location=None, **opts)
-            if i == j:
-                h, e = _histogram(pooled[xj], bins, *ranges[xj])
-                p.quad(top=h, bottom=0, left=e[:-1], right=e[1:], fill_color=_PALETTE[0], line_color=None,
-                       fill_alpha=0.7)
-                if fs is not None:
-                    hf, ef = _histogram(fs[xj], bins, *ranges[xj])
-                    p.step(x=ef[:-1], y=hf, mode="after", line_color=_PALETTE[1], line_width=2)
-                p.yaxis.visible = False
-            else:
-                p.scatter(pooled[xj][pick], pooled[yi][pick], size=2, alpha=0.25, color=_PALETTE[0])
-                if fs is not None:
-                    p.scatter(fs[xj][:max_points], fs[yi][:max_points], size=2, alpha=0.25, color=_PALETTE[1])
+            p = _corner_panel(figure, pooled, fs, xj, yi if i != j else None, ranges, bins, size, pick, max_points)
             if i == len(names) - 1:
                 p.xaxis.axis_label = xj
             else:

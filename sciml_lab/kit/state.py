@@ -55,6 +55,9 @@ def dump(value: Any) -> Any:
 def load(current: Any, stored: Any, device: "torch.device | str | None" = None) -> Any:
     """``stored`` (from :func:`dump`) restored in the shape of ``current`` (the field's
     initial value), tensors moved to ``device``."""
+    if isinstance(current, State):  # a nested state: its tensors go to the device too
+        current.load_state_dict(stored, device)
+        return current
     if hasattr(current, "load_state_dict") and not torch.is_tensor(current):
         current.load_state_dict(stored)
         return current
