@@ -99,8 +99,6 @@ def parse_equation(text: str, variables: Sequence[str], functions: Iterable[str]
         ...
         ValueError: equation: unknown function '__import__' at position 0 of "__import__('os')"; expected one of sin, cos, tan, exp, log, sqrt, Abs, abs, tanh
     """
-    import sympy
-
     if not isinstance(text, str):
         raise ValueError(f"{what}: expected equation text (str), got {type(text).__name__}")
     if len(text) > MAX_LENGTH:
@@ -108,131 +106,142 @@ def parse_equation(text: str, variables: Sequence[str], functions: Iterable[str]
     toks = _tokens(text, what)
     if not toks:
         raise ValueError(f"{what}: expected an equation, got empty text")
-    symbols = {n: sympy.Symbol(n, real=True) if real else sympy.Symbol(n) for n in variables}
-    table = _function_table()
-    custom = {n: sympy.Function(n) for n in functions if n not in table and n not in symbols}
-    i = 0
-    depth = 0
+    return _Parser(text, toks, variables, functions, what, real).parse()
 
-    def peek() -> tuple[str, str, int] | None:
-        return toks[i] if i < len(toks) else None
 
-    def fail(expected: str) -> ValueError:
-        tok = peek()
+class _Parser:
+    """Precedence climbing over the tokens: expr = term (+|- term)*, term = unary (*|/ unary)*,
+    unary = (+|-) unary | power, power = atom [(**|^) unary], atom = number | name | name(args) | (expr)."""
+
+    def __init__(self, text: str, toks: list, variables: Sequence[str], functions: Iterable[str], what: str,
+                 real: bool):
+        import sympy
+
+        self.sympy, self.text, self.toks, self.what = sympy, text, toks, what
+        self.symbols = {n: sympy.Symbol(n, real=True) if real else sympy.Symbol(n) for n in variables}
+        self.table = _function_table()
+        self.custom = {n: sympy.Function(n) for n in functions if n not in self.table and n not in self.symbols}
+        self.i = 0
+        self.depth = 0
+
+    def parse(self) -> Any:
+        result = self.expr()
+        if self.i != len(self.toks):
+            raise self.fail("an operator (+ - * / ** ^) or the end of the equation")
+        return result
+
+    def peek(self) -> tuple[str, str, int] | None:
+        return self.toks[self.i] if self.i < len(self.toks) else None
+
+    def fail(self, expected: str) -> ValueError:
+        tok, what, text = self.peek(), self.what, self.text
         if tok is not None and tok[0] == "bad":
             return ValueError(f"{what}: unexpected character {tok[1]!r} at position {tok[2]} of {_short(text)!r}; "
                               "expected numbers, variable and function names, + - * / ** ^ and parentheses")
         got = f"{tok[1]!r} at position {tok[2]}" if tok else "the end of the text"
         return ValueError(f"{what}: expected {expected}, got {got} in {_short(text)!r}")
 
-    def take(value: str) -> bool:
-        nonlocal i
-        tok = peek()
+    def take(self, value: str) -> bool:
+        tok = self.peek()
         if tok is not None and tok[0] == "op" and tok[1] == value:
-            i += 1
+            self.i += 1
             return True
         return False
 
-    def enter() -> None:
-        nonlocal depth
-        depth += 1
-        if depth > MAX_DEPTH:
-            raise ValueError(f"{what}: nesting deeper than {MAX_DEPTH} levels in {_short(text)!r}")
-
-    def expr() -> Any:
-        terms = [term()]
-        while True:
-            if take("+"):
-                terms.append(term())
-            elif take("-"):
-                terms.append(-term())
-            else:
-                return sympy.Add(*terms)
-
-    def term() -> Any:
-        factors = [unary()]
-        while True:
-            if take("*"):
-                factors.append(unary())
-            elif take("/"):
-                factors.append(sympy.Pow(unary(), -1))
-            else:
-                return sympy.Mul(*factors)
-
-    def unary() -> Any:
-        nonlocal depth
-        enter()
+    def nested(self, parse: Any) -> Any:
+        """``parse()`` one level deeper (bounded: deep nesting is an error, not a crash)."""
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            raise ValueError(f"{self.what}: nesting deeper than {MAX_DEPTH} levels in {_short(self.text)!r}")
         try:
-            if take("-"):
-                return -unary()
-            if take("+"):
-                return unary()
-            return power()
+            return parse()
         finally:
-            depth -= 1
+            self.depth -= 1
 
-    def power() -> Any:
-        base = atom()
-        if take("**") or take("^"):
-            exponent = unary()
+    def expr(self) -> Any:
+        terms = [self.term()]
+        while True:
+            if self.take("+"):
+                terms.append(self.term())
+            elif self.take("-"):
+                terms.append(-self.term())
+            else:
+                return self.sympy.Add(*terms)
+
+    def term(self) -> Any:
+        factors = [self.unary()]
+        while True:
+            if self.take("*"):
+                factors.append(self.unary())
+            elif self.take("/"):
+                factors.append(self.sympy.Pow(self.unary(), -1))
+            else:
+                return self.sympy.Mul(*factors)
+
+    def unary(self) -> Any:
+        def signed() -> Any:
+            if self.take("-"):
+                return -self.unary()
+            if self.take("+"):
+                return self.unary()
+            return self.power()
+        return self.nested(signed)
+
+    def power(self) -> Any:
+        base = self.atom()
+        if self.take("**") or self.take("^"):
+            exponent = self.unary()
             if base.is_Rational and exponent.is_Integer and abs(int(exponent)) * max(
                     abs(base.p).bit_length(), abs(base.q).bit_length()) > _MAX_EXACT_BITS:
-                raise ValueError(f"{what}: the power {_short(str(base), 20)}**{_short(str(exponent), 20)} is too "
-                                 f"large to compute exactly (more than {_MAX_EXACT_BITS} bits) in {_short(text)!r}")
+                raise ValueError(f"{self.what}: the power {_short(str(base), 20)}**{_short(str(exponent), 20)} is "
+                                 f"too large to compute exactly (more than {_MAX_EXACT_BITS} bits) in "
+                                 f"{_short(self.text)!r}")
             return base ** exponent
         return base
 
-    def atom() -> Any:
-        nonlocal i, depth
-        tok = peek()
+    def atom(self) -> Any:
+        tok = self.peek()
         if tok is None:
-            raise fail("a number, a variable, a function or '('")
+            raise self.fail("a number, a variable, a function or '('")
         kind, value, pos = tok
         if kind == "number":
-            i += 1
-            if re.fullmatch(r"\d+", value):
-                return sympy.Integer(int(value))
-            return sympy.Float(value)
+            self.i += 1
+            return self.sympy.Integer(int(value)) if re.fullmatch(r"\d+", value) else self.sympy.Float(value)
         if kind == "name":
-            i += 1
-            if take("("):
-                fn = table.get(value) or custom.get(value)
-                if fn is None:
-                    raise ValueError(f"{what}: unknown function {value!r} at position {pos} of {_short(text)!r}; "
-                                     f"expected one of {', '.join(list(table) + list(custom))}")
-                enter()
-                try:
-                    args = [expr()]
-                    while take(","):
-                        args.append(expr())
-                finally:
-                    depth -= 1
-                if not take(")"):
-                    raise fail(f"')' closing {value}(")
-                if value in table and len(args) != 1:
-                    raise ValueError(f"{what}: {value}() takes one argument, got {len(args)} at position {pos} "
-                                     f"of {_short(text)!r}")
-                return fn(*args)
-            if value in symbols:
-                return symbols[value]
-            if value in CONSTANTS:
-                return _constant(value)
-            names = ", ".join(symbols) or "none"
-            funcs = ", ".join(list(table) + list(custom))
-            raise ValueError(f"{what}: unknown name {value!r} at position {pos} of {_short(text)!r}; expected a "
-                             f"variable ({names}), a function ({funcs}) or a constant ({', '.join(CONSTANTS)})")
-        if take("("):
-            enter()
-            try:
-                inner = expr()
-            finally:
-                depth -= 1
-            if not take(")"):
-                raise fail("')'")
+            self.i += 1
+            return self.call(value, pos) if self.take("(") else self.name(value, pos)
+        if self.take("("):
+            inner = self.nested(self.expr)
+            if not self.take(")"):
+                raise self.fail("')'")
             return inner
-        raise fail("a number, a variable, a function or '('")
+        raise self.fail("a number, a variable, a function or '('")
 
-    result = expr()
-    if i != len(toks):
-        raise fail("an operator (+ - * / ** ^) or the end of the equation")
-    return result
+    def call(self, value: str, pos: int) -> Any:
+        fn = self.table.get(value) or self.custom.get(value)
+        if fn is None:
+            raise ValueError(f"{self.what}: unknown function {value!r} at position {pos} of {_short(self.text)!r}; "
+                             f"expected one of {', '.join(list(self.table) + list(self.custom))}")
+
+        def arguments() -> list:
+            args = [self.expr()]
+            while self.take(","):
+                args.append(self.expr())
+            return args
+        args = self.nested(arguments)
+        if not self.take(")"):
+            raise self.fail(f"')' closing {value}(")
+        if value in self.table and len(args) != 1:
+            raise ValueError(f"{self.what}: {value}() takes one argument, got {len(args)} at position {pos} "
+                             f"of {_short(self.text)!r}")
+        return fn(*args)
+
+    def name(self, value: str, pos: int) -> Any:
+        if value in self.symbols:
+            return self.symbols[value]
+        if value in CONSTANTS:
+            return _constant(value)
+        names = ", ".join(self.symbols) or "none"
+        funcs = ", ".join(list(self.table) + list(self.custom))
+        raise ValueError(f"{self.what}: unknown name {value!r} at position {pos} of {_short(self.text)!r}; expected "
+                         f"a variable ({names}), a function ({funcs}) or a constant ({', '.join(CONSTANTS)})")
