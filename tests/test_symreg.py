@@ -166,6 +166,59 @@ def test_checkpoint_round_trip_continues_exactly_like_an_uninterrupted_run():
     assert [(t, c, l) for t, c, l in resumed.front_programs()] == [(t, c, l) for t, c, l in straight.front_programs()]
 
 
+def test_a_checkpoint_of_the_first_layout_resumes_exactly():
+    """Checkpoints written before the state was a dataclass (a flat hall of fame, ``iteration``
+    and ``budget`` counters, ``target_waived``, -1 for no deadline, the history as a bare
+    tensor) and their configs still reopen and continue like an uninterrupted run."""
+    X = uniform(120, 2, seed=7)
+    y = X[:, 0] * np.exp(-X[:, 1]) + 0.1 * X[:, 1] ** 2
+    kw = dict(iterations=6, seed=3, device="cpu", stop_loss=None)
+    straight = run(SymRegEngine(X, y, **kw))
+    first = run(SymRegEngine(X, y, **{**kw, "iterations": 3}))
+    st = first.state_dict()
+    old = {"version": 1, "vocabulary": st["vocabulary"], "rng": st["rng"], "islands": st["islands"],
+           "hof_tokens": st["hof"]["tokens"], "hof_constants": st["hof"]["constants"], "hof_loss": st["hof"]["loss"],
+           "iteration": 3, "budget": 3, "wall": st["wall"], "evals": st["evals"], "birth": st["birth"],
+           "deadline": -1.0, "target_waived": False, "target_since": [], "history": st["history"]["rows"]}
+    old_config = {k: v for k, v in first.config().items()
+                  if k not in ("until", "search_rows", "score_rows_per_step", "dtype")}
+    resumed = SymRegEngine.from_config(old_config, X=X, y=y)
+    resumed.load_state_dict(old)
+    assert resumed.iteration == 3 and resumed.search_done() and len(resumed.history) == 3
+    resumed.extend(iterations=3)
+    run(resumed)
+    assert resumed.front_programs() == straight.front_programs() and resumed.history.rows()[-1]["best_loss"] \
+        == straight.history.rows()[-1]["best_loss"]
+
+
+def test_until_ends_the_search_and_an_extension_is_then_paid_in_full():
+    # measured, seeds 0-9: r2 > 0.99 (the selected equation) after 1-5 iterations of the 200
+    rng = np.random.default_rng(1)
+    X = uniform(150, 2, seed=11)
+    y = 2.5 * X[:, 0] * X[:, 1] * (1 + 0.01 * rng.normal(size=150))
+    e = run(SymRegEngine(X, y, ops="+ - * /", until="r2>0.99", iterations=200, seed=0, device="cpu"))
+    assert e.iteration < 200 and e.metrics["r2"] > 0.99  # the target, not the budget, ended it
+    assert e.verdict().status == "converged"
+    ended = e.iteration
+    e.extend(iterations=5)
+    assert not e.search_done()
+    run(e)
+    assert e.iteration == ended + 5  # the target held all along, and the extension was paid in full
+    with pytest.raises(ValueError, match="until: unknown metric 'rhat'; expected one of loss, r2"):
+        SymRegEngine(X, y, until="rhat<1.01", device="cpu")
+
+
+def test_an_exact_fit_ends_the_search_and_an_extension_after_it_runs_in_full():
+    X = uniform()
+    e = run(SymRegEngine(X, X[:, 0] ** 2 / X[:, 1], ops="+ - * /", iterations=100, patience=3, seed=0, device="cpu"))
+    assert e.target_reached() and e.iteration < 100
+    ended = e.iteration
+    e.extend(iterations=4)  # the kit's rule: 4 more from where it ended (not the 100 - ended left unspent)
+    assert not e.target_reached()
+    run(e)
+    assert e.iteration == ended + 4 and e.target_reached()
+
+
 def test_extend_keeps_improving_from_the_same_populations():
     X = uniform(150, 2, seed=8)
     y = np.exp(-X[:, 0]) * np.sin(2 * X[:, 1]) + X[:, 0] / X[:, 1]
@@ -184,7 +237,7 @@ def test_time_budget_stops_the_search_at_the_first_step_past_it():
     X = uniform(100, 2)
     e = run(SymRegEngine(X, np.sin(X[:, 0] * X[:, 1]) + X[:, 0] ** 3, iterations=10_000, time_limit=0.5,
                          stop_loss=None, device="cpu"))
-    walls = [h[0] for h in e.history]  # the search's own clock after each step
+    walls = e.history.column("wall_time").tolist()  # the search's own clock after each step
     # it stops at the first step boundary past the limit, however fast the machine is
     assert walls[-1] >= 0.5 and (len(walls) == 1 or walls[-2] < 0.5)
     assert e.iteration == len(walls) < 10_000 and e.progress() == 1.0
@@ -192,16 +245,20 @@ def test_time_budget_stops_the_search_at_the_first_step_past_it():
 
 def test_a_time_limit_without_iterations_makes_the_time_the_budget(ipython_shell, tmp_path):
     X = uniform(40, 2)
-    assert SymRegEngine(X, X[:, 0], device="cpu").budget == 200
-    assert SymRegEngine(X, X[:, 0], time_limit=60, device="cpu").budget == 100_000
-    assert SymRegEngine(X, X[:, 0], time_limit=60, iterations=7, device="cpu").budget == 7
+    assert SymRegEngine(X, X[:, 0], device="cpu").budget.total == 200
+    assert SymRegEngine(X, X[:, 0], time_limit=60, device="cpu").budget.total == 100_000
+    assert SymRegEngine(X, X[:, 0], time_limit=60, iterations=7, device="cpu").budget.total == 7
     # the magic and the Python API follow the same rule
     ipython_shell.user_ns["Xt"], ipython_shell.user_ns["yt"] = X, X[:, 0]
     ipython_shell.run_line_magic("sciml", f"symreg Xt yt --time 60 --device cpu --no-monitor --name timed "
                                           f"--runs-dir {tmp_path}")
     job = ipython_shell.user_ns["timed"]
     job.stop()
-    assert job.wait(60) == "stopped" and job.engine.budget == 100_000
+    assert job.wait(60) == "stopped" and job.engine.budget.total == 100_000
+    twin = fit(X, X[:, 0], time_limit=60, device="cpu", store=False)
+    twin.stop()
+    assert twin.wait(60) == "stopped" and twin.engine.budget.total == 100_000
+    assert twin.engine.config() == job.engine.config()  # every setting the same, not only the budget
 
 
 def test_constraints_on_size_depth_and_nesting_hold_in_every_member():
@@ -394,7 +451,7 @@ def scored_as_found(e, text, X, y):
     tok, const = from_sympy(parse_equation(text, e.vocab.variables), e.vocab)
     pred = Equation(tok, const, e.vocab).numpy()(X)
     e.hof = {len(tok): (tok, const, float(np.mean((pred - y) ** 2)))}
-    e.iteration = e.budget  # the search is over: steps now only score the front on all rows
+    e.iteration = e.budget.total  # the search is over: steps now only score the front on all rows
     return run(e)
 
 
@@ -434,7 +491,7 @@ def test_a_recovered_coulomb_law_displays_compactly():
     const = [0, 0, 0, 4 * np.pi, 0, 0, 0, 0, 0]
     e = SymRegEngine(X, F, features=["q1", "q2", "r"], ops="+ - * /", iterations=1, device="cpu")
     e.hof = {len(tok): (tok, const, float(np.mean((Equation(tok, const, e.vocab).numpy()(X) - F) ** 2)))}
-    e.iteration = e.budget
+    e.iteration = e.budget.total
     assert run(e).snapshot().attrs["selected_display"] == "0.0795775*q1*q2/r**2"
 
 

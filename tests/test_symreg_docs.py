@@ -9,7 +9,8 @@ import inspect
 import pytest
 import torch
 
-MODULES = ["", ".expression", ".variation", ".constants", ".data", ".engine", ".recovery", ".uncertainty", ".plots"]
+MODULES = ["", ".expression", ".variation", ".constants", ".data", ".engine", ".settings", ".problem", ".state",
+           ".population", ".search", ".front", ".model", ".results", ".recovery", ".uncertainty", ".plots"]
 
 
 @pytest.mark.parametrize("module", MODULES)

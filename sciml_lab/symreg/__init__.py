@@ -15,9 +15,11 @@ from .engine import DEFAULT_NESTED, DEFAULT_OPS, SymRegEngine, pareto_scores, se
 from .expression import Equation, Operator, equation_from_text
 from .grammar import parse_equation
 from .recovery import is_exact_recovery
+from .settings import METRICS, SymRegSettings
 from .uncertainty import bootstrap_constants
 
-__all__ = ["fit", "SymRegEngine", "Equation", "Operator", "DEFAULT_OPS", "DEFAULT_NESTED", "pareto_scores",
+__all__ = ["fit", "SymRegEngine", "SymRegSettings", "METRICS", "Equation", "Operator", "DEFAULT_OPS",
+           "DEFAULT_NESTED", "pareto_scores",
            "select", "equation_from_text", "is_exact_recovery", "bootstrap_constants", "equation", "parse_equation",
            "result_variables", "result_functions"]
 
@@ -31,9 +33,10 @@ def fit(X: Any, y: Any = None, *, name: str | None = None, executor: Any = "thre
             ``y``) or a pair ``(X, y)``.
         y: the target when ``X`` is an array.
         name, executor, runs_dir, store, save_every: see :func:`sciml_lab.runtime.launch`.
-        options: the search's settings, see :class:`SymRegEngine` (``target``,
-            ``features``, ``ops``, ``maxsize``, ``iterations``, ``time_limit``,
-            ``selection``, ``seed``...).
+        options: the search's settings, see :class:`SymRegSettings` (``target``,
+            ``features``, ``ops``, ``maxsize``, ``iterations``, ``time_limit``, ``until``
+            (e.g. ``"r2>0.999"``, on the live :data:`METRICS`), ``selection``, ``seed``...),
+            and ``weights``, ``custom_ops``.
 
     Returns:
         The running :class:`~sciml_lab.runtime.job.Job`; ``job.result`` is the DataTree.
