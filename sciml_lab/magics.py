@@ -137,52 +137,72 @@ def add_launch_options(parser: argparse.ArgumentParser) -> None:
 def _number(text: str, kind: type) -> Any:
     v = float(str(text).replace("_", ""))  # 2e3 and 2_000 are integers too
     if kind is int:
-        if not v.is_integer():
-            raise ValueError(text)
-        return int(v)
+        return int(v) if v.is_integer() else v  # 2.5 stays 2.5, for the setting's check to refuse
     return v
 
 
-def _settings_type(f: dataclasses.Field) -> Callable[[str], Any]:
-    """argparse type of a setting: the text read by the field's annotation (int, float,
-    a comma-separated tuple, else text), then the field's own check."""
-    ann = str(f.type)
-    kind = int if ann.startswith("int") or "tuple[int" in ann else float if ann.startswith("float") else str
-    check = f.metadata.get("check")
+def _setting_value(f: dataclasses.Field, given: Any) -> Any:
+    """A flag's text (a list of texts for a tuple setting: ``64 64`` or ``64,64``) as the
+    setting's type, read from its annotation (``none``/``off`` for an optional setting,
+    an int or a float where it takes one, else the text), checked by the setting's check."""
+    kinds = set(re.findall(r"\w+", str(f.type)))
+    elem = int if "int" in kinds else float if "float" in kinds else str
 
-    def parse(text: str) -> Any:
+    def one(text: str) -> Any:
+        if elem is str:
+            return text
         try:
-            if "tuple" in ann:
-                v: Any = tuple(_number(p, kind) for p in text.replace(" ", "").split(",") if p)
-            else:
-                v = _number(text, kind) if kind is not str else text
+            return _number(text, elem)
         except ValueError:
-            what = {int: "an integer", float: "a number"}[kind]
-            raise argparse.ArgumentTypeError(f"expected {what}{' list like 64,64' if 'tuple' in ann else ''}, "
-                                             f"got {text!r}") from None
+            if "str" in kinds:
+                return text  # e.g. --stop-loss auto
+            what = {int: "an integer", float: "a number"}[elem]
+            raise ValueError(f"expected {what}, got {text!r}") from None
+
+    if "tuple" in kinds:
+        value: Any = tuple(one(p) for t in given for p in str(t).replace(",", " ").split())
+    elif "None" in kinds and str(given).lower() in ("none", "off"):
+        value = None
+    else:
+        value = one(given)
+    check = f.metadata.get("check")
+    return check(f.name, value) if check is not None else value
+
+
+class _SettingAction(argparse.Action):
+    """Stores a flag's value converted and checked as its setting's (:func:`_setting_value`)."""
+
+    def __init__(self, option_strings, dest, setting: dataclasses.Field, **kwargs):
+        self.setting = setting
+        super().__init__(option_strings, dest, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None):
         try:
-            return check(f.name, v) if check else v
+            value = _setting_value(self.setting, values)
         except ValueError as exc:
-            raise argparse.ArgumentTypeError(str(exc).removeprefix(f"{f.name}: ")) from None
-    parse.__name__ = f.name  # argparse names the type in its messages
-    return parse
+            raise argparse.ArgumentError(self, str(exc).removeprefix(f"{self.setting.name}: ")) from None
+        setattr(namespace, self.dest, value)
 
 
 def add_settings_options(group: Any, settings: type) -> list[str]:
     """One option per setting of an engine's settings dataclass that has a ``flag``
-    (:func:`sciml_lab.kit.settings.magic_options`), its value checked by the setting's
-    own check; returns the settings' names (``getattr(args, name)`` holds each value).
+    (:func:`sciml_lab.kit.settings.magic_options`), its value converted and checked by
+    the setting's own check (a tuple setting takes one or more values); returns the
+    settings' names (``getattr(args, name)`` holds each value, the default if not given).
 
     Example:
         >>> import argparse, dataclasses
-        >>> from sciml_lab.kit import Settings, option, at_least
+        >>> from sciml_lab.kit import Settings, option, at_least, optional, tuple_of
         >>> @dataclasses.dataclass(frozen=True)
         ... class S(Settings):
         ...     n_chains: int = option(128, at_least(2), "number of chains", flag="--chains")
+        ...     hidden: tuple[int, ...] = option((64,), tuple_of(at_least(1)), "widths", flag="--hidden")
+        ...     loops: int | None = option(None, optional(at_least(1)), "loops", flag="--loops")
         >>> p = argparse.ArgumentParser(); add_settings_options(p, S)
-        ['n_chains']
-        >>> p.parse_args(["--chains", "2e3"]).n_chains
-        2000
+        ['n_chains', 'hidden', 'loops']
+        >>> a = p.parse_args(["--chains", "2e3", "--hidden", "32,32", "--loops", "off"])
+        >>> a.n_chains, a.hidden, a.loops
+        (2000, (32, 32), None)
     """
     from .kit.settings import magic_options
 
@@ -191,9 +211,11 @@ def add_settings_options(group: Any, settings: type) -> list[str]:
         default = f.default
         shown = ",".join(map(str, default)) if isinstance(default, tuple) else default
         text = f.metadata.get("help", "")
-        if default is not None and "default" not in text:
+        if default not in (None, dataclasses.MISSING) and "default" not in text:
             text = f"{text} (default {shown})"
-        group.add_argument(flag, dest=f.name, type=_settings_type(f), default=default, help=text,
+        group.add_argument(flag, dest=f.name, action=_SettingAction, setting=f,
+                           nargs="+" if "tuple" in str(f.type) else None,
+                           default=argparse.SUPPRESS if default is dataclasses.MISSING else default, help=text,
                            metavar=f.metadata.get("metavar") or flag.lstrip("-").upper().replace("-", "_"))
         names.append(f.name)
     return names

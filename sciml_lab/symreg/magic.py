@@ -13,68 +13,16 @@ The search's options are the flags of :class:`~sciml_lab.symreg.settings.SymRegS
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import re
 from typing import Any
 
 from IPython.core.error import UsageError
 
 from ..kit.settings import magic_options
-from ..magics import add_launch_options, finish_launch, launch_kwargs, register_command, resolve_object
+from ..magics import add_launch_options, add_settings_options, finish_launch, launch_kwargs, register_command, \
+    resolve_object
 from .settings import SymRegSettings
 
 __all__: list[str] = []
-
-
-def _number(text: str, kind: str) -> "int | float":
-    t = text.replace("_", "")
-    if kind == "float":
-        return float(t)
-    try:
-        return int(t)
-    except ValueError:
-        v = float(t)  # 2e3 is 2000; 2.5 stays 2.5, for the check to refuse
-        return int(v) if v.is_integer() else v
-
-
-def _from_text(field: dataclasses.Field, text: str) -> Any:
-    """A flag's text as the setting's type (read from its annotation: ``None``/``off``
-    for an optional one, else an int or a float where it takes one, else the text),
-    checked by the setting's check."""
-    kinds = set(re.findall(r"\w+", str(field.type)))
-    value: Any = text
-    if "None" in kinds and text.lower() in ("none", "off"):
-        value = None
-    else:
-        for kind in ("int", "float"):
-            if kind in kinds:
-                try:
-                    value = _number(text, kind)
-                    break
-                except ValueError:
-                    pass
-    check = field.metadata.get("check")
-    try:
-        return check(field.name, value) if check is not None else value
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def add_settings_options(group: Any, settings: type) -> None:
-    """One option per setting with a flag (``magic_options``): its help, its default, and its
-    value converted and checked as the setting's; a tuple setting takes one or more values.
-    Options not given are left out of the namespace (the setting's default holds)."""
-    for flag, field in magic_options(settings):
-        default = field.default
-        help_text = field.metadata.get("help", "") + ("" if default in (None, dataclasses.MISSING)
-                                                       else f" (default {default})")
-        kwargs: dict[str, Any] = {"dest": field.name, "default": argparse.SUPPRESS, "help": help_text,
-                                  "metavar": field.metadata.get("metavar") or flag.lstrip("-").upper().replace("-", "_")}
-        if "tuple" in str(field.type):
-            kwargs["nargs"] = "+"
-        else:
-            kwargs["type"] = lambda text, f=field: _from_text(f, text)
-        group.add_argument(flag, **kwargs)
 
 
 def _configure(p: argparse.ArgumentParser) -> None:
