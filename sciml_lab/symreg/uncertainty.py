@@ -46,7 +46,34 @@ def bootstrap_constants(result: Any, X: Any = None, y: Any = None, n_boot: int =
         True
     """
     import sympy
-    from scipy.optimize import least_squares
+
+    expr, names, X, y = _expression_and_data(result, X, y, variables, complexity)
+    floats = sorted(expr.atoms(sympy.Float), key=lambda f: sympy.default_sort_key(f))
+    cs = sympy.symbols(f"c0:{len(floats)}") if floats else ()
+    template = expr.xreplace(dict(zip(floats, cs)))
+    xs = [sympy.Symbol(n, real=True) for n in names]
+    template = template.xreplace({s: sympy.Symbol(s.name, real=True) for s in template.free_symbols
+                                  if s.name in names})
+    fit = _refit(sympy.lambdify([xs, cs], template, modules="numpy"))
+    p0 = np.array([float(f) for f in floats])
+    est = fit(X, y, p0)
+    rng = np.random.default_rng(seed)
+    draws = np.array([fit(X[idx], y[idx], est) for idx in (rng.integers(0, len(y), len(y)) for _ in range(n_boot))])
+    draws = draws.reshape(n_boot, len(p0))
+    a = (1 - level) / 2
+    return xr.Dataset(
+        {"estimate": ("constant", est), "std": ("constant", draws.std(0, ddof=1) if n_boot > 1 else np.zeros(len(p0))),
+         "lower": ("constant", np.quantile(draws, a, axis=0) if len(p0) else est),
+         "upper": ("constant", np.quantile(draws, 1 - a, axis=0) if len(p0) else est),
+         "draws": (("bootstrap", "constant"), draws)},
+        coords={"constant": [str(c) for c in cs]},
+        attrs={"template": str(template), "latex_template": sympy.latex(template), "level": level, "n_boot": n_boot},
+    )
+
+
+def _expression_and_data(result: Any, X: Any, y: Any, variables: Any, complexity: int | None):
+    """The equation (a sympy expression), its variables' names and the data ``X (n, d)``, ``y (n,)``."""
+    import sympy
 
     if isinstance(result, xr.DataTree):
         from . import equation, result_variables
@@ -67,18 +94,14 @@ def bootstrap_constants(result: Any, X: Any = None, y: Any = None, n_boot: int =
                 f"x{i}" for i in range(np.asarray(X, dtype=float).reshape(len(y), -1).shape[1])]
             expr = parse_equation(result, names)
         else:
-            expr = sympy.sympify(result, strict=True)
+            expr = sympy.sympify(result, strict=True)  # a sympy object already: no text is read
             names = list(variables) if variables is not None else sorted(s.name for s in expr.free_symbols)
-    X = np.asarray(X, dtype=float).reshape(len(y), -1)
-    y = np.asarray(y, dtype=float)
-    floats = sorted(expr.atoms(sympy.Float), key=lambda f: sympy.default_sort_key(f))
-    cs = sympy.symbols(f"c0:{len(floats)}") if floats else ()
-    template = expr.xreplace(dict(zip(floats, cs)))
-    xs = [sympy.Symbol(n, real=True) for n in names]
-    template = template.xreplace({s: sympy.Symbol(s.name, real=True) for s in template.free_symbols
-                                  if s.name in names})
-    fn = sympy.lambdify([xs, cs], template, modules="numpy")
-    p0 = np.array([float(f) for f in floats])
+    return expr, names, np.asarray(X, dtype=float).reshape(len(y), -1), np.asarray(y, dtype=float)
+
+
+def _refit(fn: Any):
+    """``fit(X, y, start)``: least-squares constants of the lambdified template ``fn([x...], [c...])``."""
+    from scipy.optimize import least_squares
 
     def fit(Xb: np.ndarray, yb: np.ndarray, start: np.ndarray) -> np.ndarray:
         if not len(start):
@@ -90,18 +113,4 @@ def bootstrap_constants(result: Any, X: Any = None, y: Any = None, n_boot: int =
             return np.where(np.isfinite(r), r, 1e10)
 
         return least_squares(resid, start, method="lm" if len(yb) >= len(start) else "trf").x
-
-    est = fit(X, y, p0)
-    rng = np.random.default_rng(seed)
-    draws = np.array([fit(X[idx], y[idx], est) for idx in (rng.integers(0, len(y), len(y)) for _ in range(n_boot))])
-    draws = draws.reshape(n_boot, len(p0))
-    a = (1 - level) / 2
-    names_c = [str(c) for c in cs]
-    return xr.Dataset(
-        {"estimate": ("constant", est), "std": ("constant", draws.std(0, ddof=1) if n_boot > 1 else np.zeros(len(p0))),
-         "lower": ("constant", np.quantile(draws, a, axis=0) if len(p0) else est),
-         "upper": ("constant", np.quantile(draws, 1 - a, axis=0) if len(p0) else est),
-         "draws": (("bootstrap", "constant"), draws)},
-        coords={"constant": names_c},
-        attrs={"template": str(template), "latex_template": sympy.latex(template), "level": level, "n_boot": n_boot},
-    )
+    return fit
