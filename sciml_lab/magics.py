@@ -35,7 +35,7 @@ from .runtime import FINAL_STATES, get_job, jobs
 
 __all__ = [
     "register_command", "add_launch_options", "launch_kwargs", "finish_launch", "positive_int",
-    "positive_float", "resolve_object", "raised_in_user_code", "SciMLParser", "load_ipython_extension",
+    "positive_float", "add_settings_options", "settings_kwargs", "resolve_object", "raised_in_user_code", "SciMLParser", "load_ipython_extension",
 ]
 
 
@@ -140,6 +140,65 @@ def launch_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     if args.threads is not None:
         kwargs["threads"] = args.threads
     return kwargs
+
+
+def add_settings_options(parser: Any, settings: type) -> list[str]:
+    """One option per setting of an engine's settings dataclass that declares a ``%sciml``
+    flag (:func:`sciml_lab.kit.magic_options`): the text is read as the field's type and
+    checked by the field's own check, so the magic and the engine give the same error.
+    A ``bool`` setting is a switch (``--no-...`` turns it off). Returns the settings'
+    names; :func:`settings_kwargs` reads them back.
+
+    Example:
+        >>> import dataclasses
+        >>> from sciml_lab.kit import Settings, at_least, option
+        >>> @dataclasses.dataclass(frozen=True)
+        ... class S(Settings):
+        ...     steps: int = option(10, at_least(1), "steps", flag="--steps")
+        >>> p = SciMLParser(prog="demo"); names = add_settings_options(p, S)
+        >>> settings_kwargs(p.parse_args(["--steps", "2e3"]), names)
+        {'steps': 2000}
+    """
+    from .kit.settings import magic_options
+
+    names = []
+    for flag, f in magic_options(settings):
+        default = f.default_factory() if f.default is dataclasses.MISSING else f.default
+        kind, help_text = str(f.type), f.metadata.get("help", "")
+        if kind.startswith("bool"):
+            action = "store_false" if flag.startswith("--no-") else "store_true"
+            parser.add_argument(flag, dest=f.name, action=action, default=default, help=help_text)
+        else:
+            parser.add_argument(flag, dest=f.name, type=_setting_type(f.name, kind, f.metadata.get("check")),
+                                default=default, metavar=f.metadata.get("metavar") or flag.lstrip("-").upper(),
+                                help=help_text)
+        names.append(f.name)
+    return names
+
+
+def settings_kwargs(args: argparse.Namespace, names: list[str]) -> dict[str, Any]:
+    """The settings given by :func:`add_settings_options` as keyword arguments."""
+    return {name: getattr(args, name) for name in names}
+
+
+def _setting_type(name: str, kind: str, check: "Callable[[str, Any], Any] | None") -> Callable[[str], Any]:
+    def convert(text: str) -> Any:
+        try:
+            if kind.startswith("int"):
+                v = float(str(text).replace("_", ""))  # 2000, 2e3 and 2_000
+                value: Any = int(v) if v.is_integer() else text
+            elif kind.startswith("float"):
+                value = float(text)
+            else:
+                value = text
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a {kind.split()[0]}, got {text!r}") from None
+        try:
+            return check(name, value) if check is not None else value
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc).removeprefix(f"{name}: ").removesuffix(" (or None)")) from None
+    convert.__name__ = name
+    return convert
 
 
 def resolve_object(shell, expr: str, what: str) -> Any:
