@@ -142,7 +142,8 @@ class EmulateSettings(Settings):
     acquisition: str = option("variance", one_of("variance", "ivr", "random"),
                               "active learning: max predictive variance (default) or integrated variance reduction",
                               flag="--acquisition", metavar="{variance,ivr,random}")
-    explore: float = option(0.25, number(0, 1), "share of each active batch taken from the space-filling design")
+    explore: float = option(0.25, number(0, 1), "share of each active batch taken from the space-filling design",
+                            flag="--explore")
     n_workers: int = option(4, at_least(1), "simulator calls in parallel", flag="--workers")
     pool: str = option("thread", _pool, "where simulator calls run: threads (default), local processes "
                                         "(pure-Python, GIL-bound simulators) or the default dask.distributed client",
