@@ -54,6 +54,9 @@ class _Of:
     def __get__(self, obj: Any, owner: type | None = None) -> Any:
         return self if obj is None else getattr(getattr(obj, self.part), self.name)
 
+    def __set__(self, obj: Any, value: Any) -> None:
+        setattr(getattr(obj, self.part), self.name, value)
+
 
 def _upgrade(state: Mapping[str, Any]) -> dict[str, Any]:
     """A checkpoint of the first layout (a bare run budget and ``until_floor``, positional
