@@ -36,7 +36,7 @@ from .runtime import FINAL_STATES, get_job, jobs
 __all__ = [
     "register_command", "add_launch_options", "launch_kwargs", "finish_launch", "positive_int",
     "positive_float", "resolve_object", "raised_in_user_code", "SciMLParser", "load_ipython_extension",
-    "add_settings_options",
+    "add_settings_options", "settings_kwargs",
 ]
 
 
@@ -213,6 +213,11 @@ def add_settings_options(group: Any, settings: type) -> list[str]:
         text = f.metadata.get("help", "")
         if default not in (None, dataclasses.MISSING) and "default" not in text:
             text = f"{text} (default {shown})"
+        if str(f.type).startswith("bool"):  # a switch; --no-... turns a setting off
+            group.add_argument(flag, dest=f.name, action="store_false" if flag.startswith("--no-") else "store_true",
+                               default=default, help=f.metadata.get("help", ""))
+            names.append(f.name)
+            continue
         group.add_argument(flag, dest=f.name, action=_SettingAction, setting=f,
                            nargs="+" if "tuple" in str(f.type) else None,
                            default=argparse.SUPPRESS if default is dataclasses.MISSING else default, help=text,
@@ -228,6 +233,16 @@ def launch_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     if args.threads is not None:
         kwargs["threads"] = args.threads
     return kwargs
+
+
+def settings_kwargs(args: argparse.Namespace, names: list[str]) -> dict[str, Any]:
+    """The settings given by :func:`add_settings_options` as keyword arguments.
+
+    Example:
+        >>> settings_kwargs(argparse.Namespace(steps=3, other=1), ["steps"])
+        {'steps': 3}
+    """
+    return {name: getattr(args, name) for name in names if hasattr(args, name)}
 
 
 def resolve_object(shell, expr: str, what: str) -> Any:

@@ -53,6 +53,8 @@ def test_mistakes_are_usage_errors(shell):
         shell.run_line_magic("sciml", f"emulate df {FAST}")
     with pytest.raises(UsageError, match="timeout"):
         shell.run_line_magic("sciml", f"emulate sim2 --bounds 'a=0:1' --timeout 0 {FAST}")
+    with pytest.raises(UsageError, match=r"argument --explore: expected a number in \[0, 1\], got 1.5"):
+        shell.run_line_magic("sciml", f"emulate sim2 --bounds 'a=0:1' --explore 1.5 {FAST}")
     with pytest.raises(UsageError, match="--timeout: a time limit applies to simulator calls"):
         shell.run_line_magic("sciml", f"emulate df --inputs a --outputs y --timeout 5 {FAST}")
 
@@ -67,11 +69,11 @@ def test_a_notebook_function_runs_in_a_process_pool_with_ivr(shell, tmp_path):
     shell.run_cell("import numpy as np\ndef nb_sim(a, b):\n    import os\n    return {'y': np.sin(3 * a) + b, "
                    "'pid': float(os.getpid())}\n")
     shell.run_line_magic("sciml", f"emulate nb_sim --bounds 'a=0:1 b=0:1' --budget 12 --initial 6 --batch 6 "
-                                  f"--model gp --pool process --acquisition ivr {FAST} --name emp "
+                                  f"--model gp --pool process --acquisition ivr --explore 0.5 {FAST} --name emp "
                                   f"--runs-dir {tmp_path}")
     job = shell.user_ns["emp"]
     assert job.wait(120) == "done"
     cfg = json_loads(job.result.attrs["config"])
-    assert cfg["pool"] == "process" and cfg["acquisition"] == "ivr"
+    assert cfg["pool"] == "process" and cfg["acquisition"] == "ivr" and cfg["explore"] == 0.5
     pids = set(job.result["design"]["pid"].values.tolist())
     assert os.getpid() not in pids  # every call ran in a worker process

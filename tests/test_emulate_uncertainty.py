@@ -114,7 +114,8 @@ def test_validation_stores_the_interval_and_the_plot_shows_it_as_a_band():
     assert [type(r.glyph).__name__ for r in fig.renderers][0] == "VArea"
     # a checkpoint from before the interval columns still loads, with NaN intervals
     state = eng.state_dict()
-    state["validation_rows"] = state["validation_rows"][:, :10]
+    state["validation_rows"] = state.pop("validation")["rows"][:, :10]  # the first layout: positional rows
+    state["budget"], state["until_floor"] = state["budget"]["total"], 0
     again = EmulateEngine(lambda a, b: math.sin(3 * a) + b * b, {"a": (0, 1), "b": (0, 1)}, budget=24, device="cpu")
     again.load_state_dict(state)
     v2 = again.snapshot()["validation"]

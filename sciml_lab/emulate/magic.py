@@ -13,8 +13,9 @@ from typing import Any
 
 from IPython.core.error import UsageError
 
-from ..magics import add_launch_options, finish_launch, launch_kwargs, positive_float, positive_int, \
-    register_command, resolve_object
+from ..magics import add_launch_options, add_settings_options, finish_launch, launch_kwargs, register_command, \
+    resolve_object, settings_kwargs
+from .settings import EmulateSettings
 
 __all__ = ["parse_emulator_bounds"]
 
@@ -48,25 +49,7 @@ def _configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--bounds", default=None, help="input ranges, e.g. 'a=0:1 k=1e-3:10:log' (required for a simulator)")
     p.add_argument("--inputs", nargs="+", default=None, help="input columns of the data")
     p.add_argument("--outputs", nargs="+", default=None, help="output columns of the data")
-    g = p.add_argument_group("emulator")
-    g.add_argument("--budget", type=positive_int, default=None, help="simulator runs (default 50 per input)")
-    g.add_argument("--model", choices=("auto", "gp", "ensemble"), default="auto", help="surrogate (default auto)")
-    g.add_argument("--until", default=None, help="target, e.g. 'nrmse<0.01' or 'nrmse<0.02 coverage>0.9'")
-    g.add_argument("--initial", type=positive_int, default=None, help="size of the space-filling initial design")
-    g.add_argument("--batch", type=positive_int, default=None, help="runs per active-learning batch")
-    g.add_argument("--design", choices=("sobol", "lhs", "random"), default="sobol", help="initial design")
-    g.add_argument("--workers", type=positive_int, default=4, help="simulator calls in parallel")
-    g.add_argument("--pool", choices=("thread", "process", "dask"), default="thread",
-                   help="where simulator calls run: threads (default), local processes (pure-Python, GIL-bound "
-                        "simulators) or the default dask.distributed client")
-    g.add_argument("--acquisition", choices=("variance", "ivr", "random"), default="variance",
-                   help="active learning: max predictive variance (default) or integrated variance reduction")
-    g.add_argument("--timeout", type=positive_float, default=None,
-                   help="seconds a simulator call may take; a call past it is a failed run (default: none)")
-    g.add_argument("--components", type=positive_int, default=None, help="PCA components for vector outputs")
-    g.add_argument("--no-recalibrate", action="store_true", help="keep the model's raw predictive scale")
-    g.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
-    g.add_argument("--seed", type=int, default=0)
+    p.set_defaults(settings=add_settings_options(p.add_argument_group("emulator"), EmulateSettings))
     add_launch_options(p)
 
 
@@ -82,14 +65,12 @@ def _run(args: argparse.Namespace, cell: str | None, shell: Any):
     if not is_simulator and not (args.inputs and args.outputs) and not isinstance(target, tuple):
         raise UsageError(f"--inputs/--outputs: name the columns of {args.target!r}, e.g. --inputs a b --outputs y")
     bounds = parse_emulator_bounds(args.bounds) if args.bounds else None
-    options = dict(model=args.model, until=args.until, n_initial=args.initial, batch_size=args.batch,
-                   design=args.design, n_workers=args.workers, pool=args.pool, acquisition=args.acquisition,
-                   n_components=args.components,
-                   recalibrate=not args.no_recalibrate, device=args.device, seed=args.seed)
+    options = settings_kwargs(args, args.settings)
     try:
         if is_simulator:
-            job = fit(target, bounds, budget=args.budget, timeout=args.timeout, **options, **launch_kwargs(args))
+            job = fit(target, bounds, **options, **launch_kwargs(args))
         else:
+            del options["budget"], options["timeout"]  # a data fit's budget is its rows
             job = fit(target, bounds, inputs=args.inputs, outputs=args.outputs, **options, **launch_kwargs(args))
     except (ValueError, TypeError) as exc:
         raise UsageError(f"%sciml emulate: {exc}") from None

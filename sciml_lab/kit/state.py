@@ -42,7 +42,9 @@ def dump(value: Any) -> Any:
     if torch.is_tensor(value):
         return value.detach()
     if isinstance(value, np.ndarray):
-        return torch.from_numpy(np.ascontiguousarray(value))
+        # a copy: arrays unpickled in a worker process can share one buffer between empty
+        # arrays of different dtypes, and torch.save refuses tensors that view one storage
+        return torch.tensor(np.ascontiguousarray(value))
     if isinstance(value, np.generic):
         return value.item()
     if isinstance(value, Mapping):
