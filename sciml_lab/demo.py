@@ -99,6 +99,8 @@ class PiEngine(EngineBase):
         return self.state.state_dict()
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        if "n_steps" in state:  # written before the kit: the budget was two numbers
+            state = {**state, "budget": {"total": state["budget"], "spent": state["n_steps"]}}
         self.state.load_state_dict(state)
 
     def config(self) -> dict[str, Any]:

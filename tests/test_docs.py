@@ -75,7 +75,8 @@ def test_every_engine_protocol_method_has_an_example():
 
     from sciml_lab.kit.protocol import Engine
 
-    methods = [n for n, f in vars(Engine).items() if inspect.isfunction(f) or isinstance(f, classmethod)]
+    methods = [n for n, f in vars(Engine).items()
+               if not n.startswith("_") and (inspect.isfunction(f) or isinstance(f, classmethod))]
     assert {"step", "done", "progress", "extend", "snapshot", "state_dict", "load_state_dict", "config",
             "from_config"} <= set(methods)
     missing = [n for n in methods if ">>>" not in (inspect.getdoc(getattr(Engine, n)) or "")]

@@ -258,7 +258,8 @@ def settings_options(parser: argparse.ArgumentParser, settings: type) -> None:
     from ..kit.settings import magic_options
 
     for flag, field in magic_options(settings):
-        parser.add_argument(flag, dest=field.name, default=field.default, metavar=field.metadata.get("metavar"),
+        metavar = field.metadata.get("metavar") or flag.lstrip("-").upper().replace("-", "_")
+        parser.add_argument(flag, dest=field.name, default=field.default, metavar=metavar,
                             type=_setting_type(field), help=field.metadata.get("help") or None)
 
 

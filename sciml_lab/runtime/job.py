@@ -25,7 +25,7 @@ from ..kit.verdict import Verdict
 from .event import FINAL_STATES, STATES, Event, JobFailedError
 from .executors import Executor, Handle
 from .history import HISTORY_RECENT, ThinnedHistory
-from .messages import Extend, Snapshot, Stop
+from .messages import Snapshot, Stop
 from .receiver import JobReceiver
 from .store import RunStore
 
@@ -328,32 +328,6 @@ class Job(JobReceiver):
             'done'
         """
         self._continue(())
-
-    def _continue(self, budgets: tuple[dict, ...]) -> None:
-        with self._lock:
-            if not self.resumable or self.engine is None:
-                raise RuntimeError(self._not_resumable_reason())
-            if self._status == "failed":
-                if self.store is None:
-                    raise RuntimeError(f"job {self.name!r} failed ({self.error}) and has no run folder (store=False) "
-                                       "holding a checkpoint to resume from")
-                self._stop_requested = False
-                self._launch(resume=True, budgets=budgets)
-                return
-            if self._status == "queued":
-                if not budgets:
-                    self._launch(resume=False, budgets=())
-                    return
-                for budget in budgets:
-                    self.engine.extend(**budget)
-                return
-            if self._status == "running" and self._handle is not None and not self._stop_requested:
-                for budget in budgets:
-                    self._pending_extends.append(budget)
-                    self._handle.send(Extend(budget))
-                return
-            self._stop_requested = False
-            self._launch(resume=self._needs_resume(), budgets=budgets)
 
     def __repr__(self) -> str:
         p = f"{100 * self._progress:.0f}%" if math.isfinite(self._progress) else "?"

@@ -13,7 +13,7 @@ from ..kit.verdict import Verdict
 from .event import FINAL_STATES, Event
 from .executors import Executor
 from .loop import now_iso
-from .messages import Events, Exited, Extended, LiveView, Message, Saved, Spec, Status, deliver
+from .messages import Events, Exited, Extend, Extended, LiveView, Message, Saved, Spec, Status, deliver
 from .registry import kind as kind_entry
 from .spec import default_extend, engine_spec, record_spec
 
@@ -21,7 +21,34 @@ __all__ = ["JobReceiver"]
 
 
 class JobReceiver:
-    """The message-handling half of :class:`~sciml_lab.runtime.job.Job` (state lives there)."""
+    """The half of :class:`~sciml_lab.runtime.job.Job` that starts its segments and takes in
+    its loop's messages (the state and the public API live in the Job)."""
+
+    def _continue(self, budgets: tuple[dict, ...]) -> None:
+        with self._lock:
+            if not self.resumable or self.engine is None:
+                raise RuntimeError(self._not_resumable_reason())
+            if self._status == "failed":
+                if self.store is None:
+                    raise RuntimeError(f"job {self.name!r} failed ({self.error}) and has no run folder (store=False) "
+                                       "holding a checkpoint to resume from")
+                self._stop_requested = False
+                self._launch(resume=True, budgets=budgets)
+                return
+            if self._status == "queued":
+                if not budgets:
+                    self._launch(resume=False, budgets=())
+                    return
+                for budget in budgets:
+                    self.engine.extend(**budget)
+                return
+            if self._status == "running" and self._handle is not None and not self._stop_requested:
+                for budget in budgets:
+                    self._pending_extends.append(budget)
+                    self._handle.send(Extend(budget))
+                return
+            self._stop_requested = False
+            self._launch(resume=self._needs_resume(), budgets=budgets)
 
     def _not_resumable_reason(self) -> str:
         return self.record.get("not_resumable", f"job {self.name!r} cannot be resumed")
