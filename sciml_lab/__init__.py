@@ -16,11 +16,27 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from . import demo
 from ._version import __version__
-from .runtime import Job, get_job, jobs, launch, open_run
+from .runtime import Job, get_job, jobs, launch, open_run, registry
 
-__all__ = ["__version__", "open", "load", "launch", "jobs", "get_job", "Job", "demo", "load_ipython_extension"]
+__all__ = ["__version__", "open", "load", "launch", "jobs", "get_job", "Job", "demo", "load_ipython_extension",
+           "BUILTIN_KINDS"]
+
+#: sciml_lab's own job kinds, each a ``"module:attr"`` reference to its
+#: :class:`~sciml_lab.runtime.registry.Kind`. Declaring imports nothing: a kind is
+#: loaded when first used (``sciml_lab.open`` of one of its runs, ``%load_ext``).
+#: The runtime names no kind itself; other packages add theirs with an entry point
+#: in the ``sciml_lab.engines`` group, as pyproject.toml does for these.
+BUILTIN_KINDS = {
+    "pi": "sciml_lab.demo:KIND",
+    "flowmc": "sciml_lab.flowmc:KIND",
+    "emulate": "sciml_lab.emulate:KIND",
+    "symreg": "sciml_lab.symreg:KIND",
+}
+for _name, _ref in BUILTIN_KINDS.items():
+    registry.declare(_name, _ref)
+
+from . import demo  # noqa: E402 - the quickstart's engine, as sciml_lab.demo
 
 
 def open(path: "str | Path", executor: str = "thread", **objects: Any) -> Job:  # noqa: A001 - the natural name

@@ -1,34 +1,46 @@
-"""A small real engine for the quickstart: Monte Carlo estimation of pi.
+"""A small real engine written against the kit: Monte Carlo estimation of pi.
 
 Each step throws ``samples_per_step`` uniform points in the unit square and counts
-those inside the quarter disc. The estimate carries its standard error, and the
-error visibly shrinks like ``1/sqrt(n)`` as the budget grows: the three habits of
-sciml_lab (uncertainty, convergence, a way to extend) in forty lines.
+those inside the quarter disc; the estimate carries its standard error, which
+shrinks like ``1/sqrt(n)`` as the budget grows. Settings, state (hence the
+checkpoint), budget and history come from :mod:`sciml_lab.kit`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
+import time
 from typing import Any, Mapping
 
 import numpy as np
 import torch
 import xarray as xr
 
-from .kit.protocol import Badge, Chart, MonitorSpec, register_engine
+from .kit import Badge, Budget, Chart, EngineBase, History, MonitorSpec, Settings, State, at_least, number, option
+from .runtime.registry import Kind
 
-__all__ = ["PiEngine", "estimate_pi"]
+__all__ = ["PiEngine", "PiSettings", "estimate_pi", "KIND"]
 
 
-@register_engine
-class PiEngine:
-    """Monte Carlo estimate of pi with a standard error.
+@dataclasses.dataclass(frozen=True)
+class PiSettings(Settings):
+    samples_per_step: int = option(100_000, at_least(1), "points thrown per step", flag="--samples")
+    steps: int = option(100, at_least(1), "step budget", flag="--steps")
+    seed: int = option(0, at_least(-(2**63)), "seed of the torch generator", flag="--seed")
+    delay: float = option(0.0, number(0), "seconds to sleep per step (to watch it live)", flag="--delay")
 
-    Arguments:
-        samples_per_step: points thrown per step.
-        steps: the step budget.
-        seed: seed of the torch generator (the run is reproducible).
-        delay: seconds to sleep per step (to watch a slow job live).
+
+@dataclasses.dataclass
+class PiState(State):
+    gen: torch.Generator
+    budget: Budget
+    history: History = dataclasses.field(default_factory=lambda: History("step", ("n_samples", "estimate", "stderr")))
+    inside: int = 0
+
+
+class PiEngine(EngineBase):
+    """Monte Carlo estimate of pi with a standard error (arguments: :class:`PiSettings`).
 
     Example:
         >>> e = PiEngine(samples_per_step=100_000, steps=10, seed=1)
@@ -37,89 +49,66 @@ class PiEngine:
         True
     """
 
-    kind = "pi"
-    budget_words = ("steps",)
-    monitor = MonitorSpec(
-        charts=(
-            Chart("estimate of pi", ("estimate", "lower", "upper"), hlines=(math.pi,)),
-            Chart("standard error vs |error|", ("stderr", "abs_error"), log_y=True),
-        ),
-        badges=(Badge("stderr", "stderr<0.001", ".2g"),),
-        key="estimate",
-    )
+    kind, budget_words, device = "pi", ("steps",), "cpu"
+    monitor = MonitorSpec(charts=(Chart("estimate of pi", ("estimate", "lower", "upper"), hlines=(math.pi,)),
+                                  Chart("standard error vs |error|", ("stderr", "abs_error"), log_y=True)),
+                          badges=(Badge("stderr", "stderr<0.001", ".2g"),), key="estimate")
 
     def __init__(self, samples_per_step: int = 100_000, steps: int = 100, seed: int = 0, delay: float = 0.0):
-        for arg, v in (("samples_per_step", samples_per_step), ("steps", steps)):
-            if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
-                raise ValueError(f"{arg}: expected a positive integer, got {v!r}")
-        if not (isinstance(delay, (int, float)) and delay >= 0):
-            raise ValueError(f"delay: expected a non-negative number of seconds, got {delay!r}")
-        self.samples_per_step, self.budget, self.seed, self.delay = samples_per_step, steps, int(seed), float(delay)
-        self.device = "cpu"
-        self.gen = torch.Generator().manual_seed(self.seed)
-        self.n_steps = 0
-        self.inside = 0
-        self.history: list[tuple[float, float, float]] = []  # (n, estimate, stderr)
+        self.settings = s = PiSettings(samples_per_step, steps, seed, delay)
+        self.seed = s.seed
+        self.state = PiState(torch.Generator().manual_seed(s.seed), Budget("steps", s.steps))
 
-    def default_extend(self) -> dict[str, int]:
-        return {"steps": self.budget}
+    budget = property(lambda self: self.state.budget.total, lambda self, n: setattr(self.state.budget, "total", n))
 
     def step(self) -> Mapping[str, float]:
-        if self.delay:
-            import time
-
-            time.sleep(self.delay)
-        xy = torch.rand(self.samples_per_step, 2, generator=self.gen)
-        self.inside += int(((xy * xy).sum(1) <= 1.0).sum())
-        self.n_steps += 1
-        n = self.n_steps * self.samples_per_step
-        p = self.inside / n
+        s, st = self.settings, self.state
+        if s.delay:
+            time.sleep(s.delay)
+        xy = torch.rand(s.samples_per_step, 2, generator=st.gen)
+        st.inside += int(((xy * xy).sum(1) <= 1.0).sum())
+        st.budget.spent += 1
+        n = st.budget.spent * s.samples_per_step
+        p = st.inside / n
         est, se = 4 * p, 4 * math.sqrt(max(p * (1 - p), 1e-300) / n)
-        self.history.append((n, est, se))
+        st.history.append(n_samples=n, estimate=est, stderr=se)
         return {"estimate": est, "stderr": se, "lower": est - 1.96 * se, "upper": est + 1.96 * se,
                 "abs_error": abs(est - math.pi), "samples": n}
 
     def done(self) -> bool:
-        return self.n_steps >= self.budget
+        return self.state.budget.done()
 
     def progress(self) -> float:
-        return self.n_steps / self.budget
+        return self.state.budget.progress()
 
     def extend(self, steps: int) -> None:
-        self.budget += int(steps)
+        self.state.budget.extend(steps, ended=self.done())
+
+    def default_extend(self) -> dict[str, int]:
+        return {"steps": self.budget}
 
     def snapshot(self) -> xr.DataTree:
-        h = np.array(self.history, dtype=float).reshape(-1, 3)
-        n = h[-1, 0] if len(h) else 0.0
-        est = h[-1, 1] if len(h) else math.nan
-        se = h[-1, 2] if len(h) else math.nan
-        estimate = xr.Dataset(
-            {"pi_hat": ((), est, {"long_name": "estimate of pi"}),
-             "stderr": ((), se, {"long_name": "standard error of the estimate"}),
-             "n_samples": ((), n)},
-        )
-        history = xr.Dataset(
-            {"estimate": ("step", h[:, 1]), "stderr": ("step", h[:, 2])},
-            coords={"step": np.arange(1, len(h) + 1), "n_samples": ("step", h[:, 0])},
-        )
+        h = self.state.history
+        estimate = xr.Dataset({"pi_hat": ((), h.last("estimate"), {"long_name": "estimate of pi"}),
+                               "stderr": ((), h.last("stderr"), {"long_name": "standard error of the estimate"}),
+                               "n_samples": ((), h.last("n_samples", 0.0))})
+        history = h.to_dataset(coord=np.arange(1, len(h) + 1)).set_coords("n_samples")
         return xr.DataTree.from_dict({"/estimate": estimate, "/history": history})
 
     def state_dict(self) -> dict[str, Any]:
-        return {"gen": self.gen.get_state(), "n_steps": self.n_steps, "inside": self.inside,
-                "budget": self.budget, "history": torch.tensor(self.history, dtype=torch.float64).reshape(-1, 3)}
+        return self.state.state_dict()
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        self.gen.set_state(state["gen"])
-        self.n_steps, self.inside, self.budget = int(state["n_steps"]), int(state["inside"]), int(state["budget"])
-        self.history = [tuple(r) for r in state["history"].tolist()]
+        if "n_steps" in state:  # written before the kit: the budget was two numbers
+            state = {**state, "budget": {"total": state["budget"], "spent": state["n_steps"]}}
+        self.state.load_state_dict(state)
 
     def config(self) -> dict[str, Any]:
-        return {"samples_per_step": self.samples_per_step, "steps": self.budget, "seed": self.seed,
-                "delay": self.delay}
+        return self.settings.config()
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any], **objects: Any) -> "PiEngine":
-        return cls(**config)
+        return cls(**dataclasses.asdict(PiSettings.from_config(config)))
 
 
 def estimate_pi(samples_per_step: int = 100_000, steps: int = 100, seed: int = 0, delay: float = 0.0,
@@ -134,6 +123,10 @@ def estimate_pi(samples_per_step: int = 100_000, steps: int = 100, seed: int = 0
         >>> job.wait(30)
         'done'
     """
-    from .runtime.job import launch
+    from .runtime.launcher import launch
 
     return launch(PiEngine(samples_per_step, steps, seed, delay), **launch_options)
+
+
+KIND = Kind("pi", engine=PiEngine, twin=estimate_pi, magic="sciml_lab.face.pi",
+            help="Monte Carlo estimate of pi with its error bar (the demo)")

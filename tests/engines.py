@@ -14,7 +14,8 @@ import numpy as np
 import torch
 import xarray as xr
 
-from sciml_lab.kit.protocol import Badge, Chart, MonitorSpec, register_engine
+from sciml_lab.kit.protocol import Badge, Chart, MonitorSpec
+from sciml_lab.runtime.registry import register_engine
 
 
 @register_engine
@@ -123,3 +124,15 @@ def register_magic() -> None:
         return finish_launch(job, args, shell)
 
     register_command("teststep", configure, run, help="the runtime's test engine")
+
+
+class BudgetNoteEngine(StepEngine):
+    """The test engine whose monitor spec changes during a run (its note names the
+    budget, as a real engine's badges follow its ``until``)."""
+
+    @property
+    def monitor(self) -> MonitorSpec:
+        return MonitorSpec(charts=StepEngine.monitor.charts, key="mean", note=f"budget {self.budget}")
+
+    def default_extend(self) -> dict[str, int]:
+        return {"steps": self.budget}

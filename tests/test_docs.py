@@ -21,8 +21,15 @@ MODULES = [
     "sciml_lab.kit.protocol",
     "sciml_lab.kit.verdict",
     "sciml_lab.runtime.job",
+    "sciml_lab.runtime.launcher",
+    "sciml_lab.runtime.messages",
+    "sciml_lab.runtime.registry",
+    "sciml_lab.runtime.spec",
     "sciml_lab.runtime.store",
     "sciml_lab.runtime.executors",
+    "sciml_lab.runtime.executors.process",
+    "sciml_lab.runtime.executors.dask",
+    "sciml_lab.face.commands",
     "sciml_lab.runtime.history",
     "sciml_lab.widgets.monitor",
     "sciml_lab.widgets.board",
@@ -66,3 +73,19 @@ def test_every_public_runtime_api_has_an_example():
         if "Example" not in doc:
             missing.append(name)
     assert not missing, missing
+
+
+def test_every_engine_protocol_method_has_an_example():
+    """The protocol is what a new engine implements: each method shows its use (the
+    examples run in test_docstring_examples[sciml_lab.kit.protocol])."""
+    import inspect
+
+    from sciml_lab.kit.protocol import Engine
+
+    methods = [n for n, f in vars(Engine).items()
+               if not n.startswith("_") and (inspect.isfunction(f) or isinstance(f, classmethod))]
+    assert {"step", "done", "progress", "extend", "snapshot", "state_dict", "load_state_dict", "config",
+            "from_config"} <= set(methods)
+    missing = [n for n in methods if ">>>" not in (inspect.getdoc(getattr(Engine, n)) or "")]
+    assert not missing, f"Engine protocol methods without an example: {missing}"
+

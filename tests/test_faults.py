@@ -26,7 +26,8 @@ import xarray as xr
 
 import sciml_lab
 from sciml_lab.runtime import launch, read_result
-from sciml_lab.kit.protocol import MonitorSpec, register_engine
+from sciml_lab.kit.protocol import MonitorSpec
+from sciml_lab.runtime.registry import register_engine
 from sciml_lab.runtime.history import HISTORY_RECENT, ThinnedHistory
 from sciml_lab.runtime.store import RunStore, valid_name
 

@@ -53,9 +53,9 @@ def test_every_flag_of_the_settings_is_an_option_checked_by_the_setting(shell):
     import dataclasses
 
     from sciml_lab.flowmc.settings import FlowMCSettings
-    from sciml_lab.magics import _COMMANDS
+    from sciml_lab.runtime.registry import commands
 
-    parser = _COMMANDS["flowmc"].parser()
+    parser = commands()["flowmc"].parser()
     flags = {f.metadata["flag"]: f.name for f in dataclasses.fields(FlowMCSettings) if f.metadata.get("flag")}
     assert {"--chains", "--loops", "--epochs", "--flow-hidden", "--kernel", "--seed"} <= set(flags)
     args = parser.parse_args(["--chains", "2e3", "--flow-hidden", "128,32", "--global-steps", "0"])

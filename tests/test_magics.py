@@ -180,9 +180,11 @@ def test_an_unknown_keyword_is_a_usage_error_but_a_bug_in_user_code_keeps_its_tr
 def test_magic_modules_examples_run(shell):
     import doctest
 
+    import sciml_lab.face.commands
+    import sciml_lab.face.magics
     import sciml_lab.flowmc.magic
     import sciml_lab.magics
 
-    for mod in (sciml_lab.flowmc.magic, sciml_lab.magics):
+    for mod in (sciml_lab.flowmc.magic, sciml_lab.magics, sciml_lab.face.commands, sciml_lab.face.magics):
         result = doctest.testmod(mod, optionflags=doctest.ELLIPSIS)
         assert result.failed == 0 and result.attempted >= 1, (mod.__name__, result)

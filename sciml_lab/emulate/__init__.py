@@ -13,11 +13,12 @@ from __future__ import annotations
 
 from typing import Any, Callable, Mapping, Sequence
 
+from ..runtime.registry import Kind
 from .emulator import Emulator, OutputLayout, validation_metrics
 from .engine import METRICS, EmulateEngine, parse_bounds_spec
 from .sensitivity import sobol_indices
 
-__all__ = ["fit", "emulator", "load", "Emulator", "EmulateEngine", "METRICS", "OutputLayout", "sobol_indices",
+__all__ = ["KIND", "fit", "emulator", "load", "Emulator", "EmulateEngine", "METRICS", "OutputLayout", "sobol_indices",
            "validation_metrics", "parse_bounds_spec"]
 
 
@@ -93,3 +94,8 @@ def load(path: Any, device: str = "cpu") -> Emulator:
         ['a']
     """
     return Emulator.load(path, device=device)
+
+
+#: this kind for the registry (sciml_lab/__init__.py declares it; pyproject.toml's entry point too)
+KIND = Kind("emulate", engine=EmulateEngine, twin=fit, magic=f"{__name__}.magic",
+            views=f"{__name__}.plots", help="emulate a slow simulator with calibrated uncertainty")

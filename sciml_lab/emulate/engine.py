@@ -29,7 +29,7 @@ import xarray as xr
 
 from ..kit.budget import Budget
 from ..kit.device import restore_device
-from ..kit.protocol import EngineBase, parse_criteria, register_engine
+from ..kit.protocol import EngineBase, parse_criteria
 from .batches import Design, InFlight
 from .emulator import Emulator, OutputLayout
 from .feasibility import SuccessClassifier
@@ -70,7 +70,6 @@ def _upgrade(state: Mapping[str, Any]) -> dict[str, Any]:
     return state
 
 
-@register_engine
 class EmulateEngine(EngineBase):
     """Emulate a slow simulator (or fit data) with calibrated uncertainty, batch by batch.
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from IPython.core.error import UsageError
 
-from ..magics import add_launch_options, add_settings_options, finish_launch, launch_kwargs, register_command, \
+from ..face.commands import add_launch_options, add_settings_options, finish_launch, launch_kwargs, register_command, \
     resolve_object, settings_kwargs
 from .settings import EmulateSettings
 

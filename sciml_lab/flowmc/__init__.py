@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+from ..runtime.registry import Kind
 from .diagnostics import ess_bulk, rhat
 from .engine import METRICS, FlowMCEngine
 from .settings import FlowMCSettings
 
-__all__ = ["sample", "FlowMCEngine", "FlowMCSettings", "METRICS", "rhat", "ess_bulk"]
+__all__ = ["KIND", "sample", "FlowMCEngine", "FlowMCSettings", "METRICS", "rhat", "ess_bulk"]
 
 
 def sample(log_prob: Callable, dim: int | None = None, *, name: str | None = None, executor: Any = "thread",
@@ -50,3 +51,8 @@ def sample(log_prob: Callable, dim: int | None = None, *, name: str | None = Non
     engine = FlowMCEngine(log_prob, dim, **options)
     return launch(engine, name=name or "flowmc", executor=executor, runs_dir=runs_dir, store=store,
                   save_every=save_every, threads=threads)
+
+
+#: this kind for the registry (sciml_lab/__init__.py declares it; pyproject.toml's entry point too)
+KIND = Kind("flowmc", engine=FlowMCEngine, twin=sample, magic=f"{__name__}.magic",
+            views=f"{__name__}.plots", help="sample a log-density with flow-MCMC")

@@ -35,8 +35,7 @@ import xarray as xr
 
 from ..kit.budget import Budget
 from ..kit.device import resolve_device, restore_device
-from ..kit.protocol import Badge, Chart, Criterion, EngineBase, MonitorSpec, Phase, badge_targets, parse_criteria, \
-    register_engine
+from ..kit.protocol import Badge, Chart, Criterion, EngineBase, MonitorSpec, Phase, badge_targets, parse_criteria
 from ..kit.verdict import Verdict, criteria_verdict
 from . import results, verdicts
 from .adaptation import Adaptation, auto_trials, whitened_jump_per_eval
@@ -76,7 +75,6 @@ def _monitor(until: str | None, note: str = "") -> MonitorSpec:
     )
 
 
-@register_engine
 class FlowMCEngine(EngineBase):
     """Normalizing-flow-enhanced MCMC (flowMC's method) as a sciml_lab engine.
 

@@ -25,7 +25,7 @@ from typing import Any
 
 from IPython.core.error import UsageError
 
-from ..magics import add_launch_options, add_settings_options, finish_launch, launch_kwargs, raised_in_user_code, \
+from ..face.commands import add_launch_options, add_settings_options, finish_launch, launch_kwargs, raised_in_user_code, \
     register_command, resolve_object
 from ..kit.settings import magic_options
 from .settings import FlowMCSettings

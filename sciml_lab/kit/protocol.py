@@ -30,8 +30,6 @@ __all__ = [
     "Criterion",
     "parse_criteria",
     "badge_targets",
-    "register_engine",
-    "engine_class",
     "check_budget",
 ]
 
@@ -57,33 +55,96 @@ class Engine(Protocol):
     monitor: ClassVar["MonitorSpec"]
 
     def step(self) -> Mapping[str, float]:
-        """Do one bounded unit of work (well under a second) and return live metrics."""
+                """Do one bounded unit of work (well under a second) and return live metrics.
+
+        Example:
+            >>> from sciml_lab.demo import PiEngine
+            >>> m = PiEngine(samples_per_step=1000, steps=2).step()
+            >>> sorted(m)
+            ['abs_error', 'estimate', 'lower', 'samples', 'stderr', 'upper']
+        """
 
     def done(self) -> bool:
-        """True once the budget is spent or the convergence target is met."""
+                """True once the budget is spent or the convergence target is met.
+
+        Example:
+            >>> from sciml_lab.demo import PiEngine
+            >>> e = PiEngine(samples_per_step=10, steps=1)
+            >>> e.done(), e.step() is not None and e.done()
+            (False, True)
+        """
 
     def progress(self) -> float:
-        """Fraction of the current budget spent, in [0, 1]."""
+                """Fraction of the current budget spent, in [0, 1].
+
+        Example:
+            >>> from sciml_lab.demo import PiEngine
+            >>> e = PiEngine(samples_per_step=10, steps=4); _ = e.step()
+            >>> e.progress()
+            0.25
+        """
 
     def extend(self, **budget: Any) -> None:
-        """Raise the budget by the given amounts, keeping all state."""
+                """Raise the budget by the given amounts, keeping all state.
+
+        Example:
+            >>> from sciml_lab.demo import PiEngine
+            >>> e = PiEngine(samples_per_step=10, steps=1); _ = e.step()
+            >>> e.extend(steps=3); e.done(), e.progress()
+            (False, 0.25)
+        """
 
     def snapshot(self) -> xr.DataTree:
-        """The result so far; cheap; called between steps."""
+                """The result so far; cheap; called between steps.
+
+        Example:
+            >>> from sciml_lab.demo import PiEngine
+            >>> e = PiEngine(samples_per_step=10, steps=2); _ = e.step()
+            >>> sorted(e.snapshot().children), e.snapshot()["history"].sizes["step"]
+            (['estimate', 'history'], 1)
+        """
 
     def state_dict(self) -> dict[str, Any]:
-        """A checkpoint: tensors, numbers, strings, lists and dicts only."""
+                """A checkpoint: tensors, numbers, strings, lists and dicts only.
+
+        Example:
+            >>> import io, torch
+            >>> from sciml_lab.demo import PiEngine
+            >>> buf = io.BytesIO(); torch.save(PiEngine(steps=1).state_dict(), buf); _ = buf.seek(0)
+            >>> sorted(torch.load(buf, weights_only=True))   # loads without unpickling code
+            ['budget', 'gen', 'history', 'inside']
+        """
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        """Restore a checkpoint made by ``state_dict``."""
+                """Restore a checkpoint made by ``state_dict``.
+
+        Example:
+            >>> from sciml_lab.demo import PiEngine
+            >>> a = PiEngine(samples_per_step=10, steps=3); _ = a.step()
+            >>> b = PiEngine(samples_per_step=10, steps=3); b.load_state_dict(a.state_dict())
+            >>> a.step() == b.step()   # the same state: the same next step
+            True
+        """
 
     def config(self) -> dict[str, Any]:
-        """JSON-serialisable settings; with ``from_config`` they rebuild the engine."""
+                """JSON-serialisable settings; with ``from_config`` they rebuild the engine.
+
+        Example:
+            >>> from sciml_lab.demo import PiEngine
+            >>> PiEngine(steps=5).config()
+            {'samples_per_step': 100000, 'steps': 5, 'seed': 0, 'delay': 0.0}
+        """
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any], **objects: Any) -> "Engine":
         """Rebuild an engine from ``config()`` plus objects that cannot be stored as
-        data (a user's log-density or simulator), passed by name."""
+        data (a user's log-density or simulator), passed by name.
+
+        Example:
+            >>> from sciml_lab.demo import PiEngine
+            >>> PiEngine.from_config(PiEngine(steps=5, seed=3).config()).config()["seed"]
+            3
+        """
 
     # Optional, not part of the runtime check:
     #   default_extend() -> dict        what the monitor's Extend button pays for by default
@@ -270,39 +331,6 @@ class MonitorSpec:
             "note": self.note,
             "phase": self.phase.to_json() if self.phase else None,
         }
-
-
-_ENGINES: dict[str, type] = {}
-
-
-def register_engine(cls: type) -> type:
-    """Class decorator: make an engine kind known to ``sciml_lab.open`` so that a
-    run on disk can be rebuilt with ``cls.from_config`` and resumed."""
-    kind = getattr(cls, "kind", None)
-    if not isinstance(kind, str) or not kind:
-        raise TypeError(f"{cls.__name__} needs a class attribute 'kind' (a non-empty str)")
-    _ENGINES[kind] = cls
-    return cls
-
-
-def engine_class(kind: str) -> type:
-    """The engine class registered for ``kind``."""
-    if kind not in _ENGINES:
-        # engines register on import; import the built-in ones lazily
-        import importlib
-
-        for mod in ("sciml_lab.demo", f"sciml_lab.{kind}"):
-            try:
-                importlib.import_module(mod)
-            except ImportError:
-                pass
-            if kind in _ENGINES:
-                break
-    if kind not in _ENGINES:
-        raise KeyError(
-            f"no engine of kind {kind!r} is registered; known kinds: {', '.join(sorted(_ENGINES)) or 'none'}"
-        )
-    return _ENGINES[kind]
 
 
 def check_budget(engine: Any, budget: Mapping[str, Any]) -> dict[str, int]:

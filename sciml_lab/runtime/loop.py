@@ -5,13 +5,10 @@ An executor only supplies a *link*: ``commands()`` returns what the controlling
 snapshot), and ``send(message)`` reports back. Thread, process and Dask executors
 differ only in how those two travel, so the monitor cannot tell them apart.
 
-Messages sent by the loop:
-    ("status", status, info)                      status changes; info has error/traceback on failure,
-                                                  and the step a segment starts from when running
-    ("events", [(step, wall_time, metrics, progress), ...])   live metrics, in batches
-    ("extended", budget)                          an extend command was applied
-    ("saved", step, tree_or_None)                 result.nc and the checkpoint were written
-    ("view", table)                               the engine's optional live_view(), at most 4 Hz
+The messages both ways are the dataclasses of :mod:`sciml_lab.runtime.messages`:
+the loop sends ``Status``, ``Events``, ``Extended``, ``Saved``, ``Spec`` (the
+engine's monitor spec, when it changes) and ``LiveView`` (the engine's optional
+``live_view()``, at most 4 Hz), and receives ``Stop``, ``Extend`` and ``Snapshot``.
 """
 
 from __future__ import annotations
@@ -29,8 +26,10 @@ import xarray as xr
 
 from .._version import __version__
 from ..kit.protocol import Engine
-from .store import RunStore
 from ..kit.verdict import judge
+from .messages import Events, Extend, Extended, LiveView, Message, Saved, Snapshot, Spec, Status, Stop, deliver
+from .spec import default_extend, engine_spec
+from .store import RunStore
 
 __all__ = ["Link", "drive", "stamp_attrs", "clean_metrics"]
 
@@ -40,9 +39,9 @@ VIEW_PERIOD_S = 0.25
 class Link(Protocol):
     local: bool  # True when the controller shares the engine's memory (thread executor)
 
-    def commands(self) -> list[tuple]: ...
+    def commands(self) -> list[Message]: ...
 
-    def send(self, message: tuple) -> None: ...
+    def send(self, message: Message) -> None: ...
 
 
 def now_iso() -> str:
@@ -95,109 +94,147 @@ def drive(
     Every step's metrics are sent at once; a link with a per-message cost batches
     them itself (see the Dask executor).
     """
-    step = int(record.get("step", 0))
-    elapsed0 = float(record.get("elapsed_s", 0.0))
-    t0 = time.monotonic()
-    events_log = None
+    return _Segment(engine, link, store, record, save_every).run()
 
-    def elapsed() -> float:
-        return elapsed0 + time.monotonic() - t0
 
-    def save(status: str, last_metrics: Mapping[str, float] | None = None, checkpoint: bool = True) -> None:
-        record.update(status=status, step=step, elapsed_s=elapsed(), progress=_progress(engine), updated=now_iso())
+class _Segment:
+    """One run of the loop, from a start (launch, extend, resume) to an end; it is
+    also the receiver of the job's commands (see :func:`~sciml_lab.runtime.messages.deliver`)."""
+
+    def __init__(self, engine: Engine, link: Link, store: RunStore | None, record: dict[str, Any],
+                 save_every: float):
+        self.engine, self.link, self.store, self.record = engine, link, store, record
+        self.save_every = save_every
+        self.step = int(record.get("step", 0))
+        self.elapsed0 = float(record.get("elapsed_s", 0.0))
+        self.t0 = time.monotonic()
+        self.events_log = None
+        self.metrics: dict[str, float] = dict(record.get("metrics") or {})
+        self.live_view = getattr(engine, "live_view", None)
+        self.last_view = -math.inf
+        self.last_spec: tuple | None = None
+        self.final: str | None = None
+        self.want_snapshot = False
+
+    def elapsed(self) -> float:
+        return self.elapsed0 + time.monotonic() - self.t0
+
+    # ------------------------------------------------------------- commands
+    def on_stop(self, msg: Stop) -> None:
+        self.final = "stopped"
+
+    def on_extend(self, msg: Extend) -> None:
+        self.engine.extend(**msg.budget)
+        self.link.send(Extended(msg.budget))
+        self.send_spec()
+
+    def on_snapshot(self, msg: Snapshot) -> None:
+        self.want_snapshot = True
+
+    # ------------------------------------------------------------- reports
+    def save(self, status: str, last_metrics: Mapping[str, float] | None = None, checkpoint: bool = True) -> None:
+        engine, record, store = self.engine, self.record, self.store
+        record.update(status=status, step=self.step, elapsed_s=self.elapsed(), progress=_progress(engine),
+                      updated=now_iso())
         if last_metrics is not None:
             record["metrics"] = dict(last_metrics)
-        tree = stamp_attrs(engine.snapshot(), engine, record, elapsed())
+        tree = stamp_attrs(engine.snapshot(), engine, record, self.elapsed())
         if store is not None:
-            if events_log is not None:
-                events_log.flush()
+            if self.events_log is not None:
+                self.events_log.flush()
             store.write_result(tree)
             if checkpoint:
                 store.write_checkpoint({"engine": engine.state_dict(),
-                                        "runtime": {"step": step, "elapsed_s": elapsed()}})
+                                        "runtime": {"step": self.step, "elapsed_s": self.elapsed()}})
             store.write_json(record)
-        link.send(("saved", step, tree if link.local else None))
+        self.link.send(Saved(self.step, tree if self.link.local else None))
 
-    record.update(started=record.get("started") or now_iso())
-    record.pop("verdict", None)  # a new segment (extend, resume) is judged when it ends
-    # the step this segment starts from: a resumed run forgets what came after its checkpoint
-    link.send(("status", "running", {"step": step}))
-    metrics: dict[str, float] = dict(record.get("metrics") or {})
-    live_view = getattr(engine, "live_view", None)
-    last_view = -math.inf
+    def send_view(self) -> None:
+        if self.live_view is not None:
+            self.link.send(LiveView(self.live_view()))
+            self.last_view = time.monotonic()
 
-    def send_view() -> None:
-        nonlocal last_view
-        if live_view is not None:
-            link.send(("view", live_view()))
-            last_view = time.monotonic()
+    def send_spec(self) -> None:
+        """The engine's monitor spec, when it differs from the one last sent."""
+        spec = Spec(engine_spec(self.engine), default_extend(self.engine, tuple(self.engine.budget_words)))
+        key = (json.dumps(spec.monitor, sort_keys=True, default=str), json.dumps(spec.default_extend, sort_keys=True))
+        if key != self.last_spec:
+            self.last_spec = key
+            self.link.send(spec)
 
-    try:
-        if store is not None:
-            store.remove_stale_temps()
-            store.trim_events(step)
-            events_log = open(store.events_jsonl, "a", encoding="utf-8")
-        save("running")  # the run folder holds a readable result from the first moment
+    # ------------------------------------------------------------- the loop
+    def run(self) -> str:
+        self.record.update(started=self.record.get("started") or now_iso())
+        self.record.pop("verdict", None)  # a new segment (extend, resume) is judged when it ends
+        # the step this segment starts from: a resumed run forgets what came after its checkpoint
+        self.link.send(Status("running", step=self.step))
+        try:
+            self.send_spec()
+            if self.store is not None:
+                self.store.remove_stale_temps()
+                self.store.trim_events(self.step)
+                self.events_log = open(self.store.events_jsonl, "a", encoding="utf-8")
+            self.save("running")  # the run folder holds a readable result from the first moment
+            final = self.loop()
+            self.send_view()
+            self.send_spec()
+            self.record["verdict"] = judge(self.engine, final, self.metrics).to_json()
+            self.save(final, self.metrics)
+            self.link.send(Status(final, verdict=self.record["verdict"]))
+            return final
+        except BaseException as exc:  # noqa: BLE001 - a failing engine must never take the kernel down
+            self.fail(exc)
+            if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+                raise
+            return "failed"
+        finally:
+            if self.events_log is not None:
+                try:
+                    self.events_log.close()
+                except OSError:  # a full disk: the lines that did not fit are lost, the run is not
+                    pass
+
+    def loop(self) -> str:
         last_save = time.monotonic()
-        final = None
-        while final is None:
-            want_snapshot = False
-            for cmd in link.commands():
-                if cmd[0] == "stop":
-                    final = "stopped"
-                elif cmd[0] == "extend":
-                    engine.extend(**cmd[1])
-                    link.send(("extended", cmd[1]))
-                elif cmd[0] == "snapshot":
-                    want_snapshot = True
-            if final is not None:
-                break
-            if engine.done():
-                final = "done"
-                break
-            metrics = clean_metrics(engine.step())
-            step += 1
-            ev = (step, elapsed(), metrics, _progress(engine))
-            link.send(("events", [ev]))
-            if events_log is not None:
-                events_log.write(json.dumps({"step": ev[0], "wall_time": ev[1], "metrics": metrics}) + "\n")
-            if live_view is not None and time.monotonic() - last_view >= VIEW_PERIOD_S:
-                send_view()
-            if want_snapshot or time.monotonic() - last_save >= save_every:
-                save("running", metrics)
+        while True:
+            self.want_snapshot = False
+            for cmd in self.link.commands():
+                deliver(cmd, self)
+            if self.final is not None:
+                return self.final
+            if self.engine.done():
+                return "done"
+            self.metrics = metrics = clean_metrics(self.engine.step())
+            self.step += 1
+            row = (self.step, self.elapsed(), metrics, _progress(self.engine))
+            self.link.send(Events((row,)))
+            if self.events_log is not None:
+                self.events_log.write(json.dumps({"step": row[0], "wall_time": row[1], "metrics": metrics}) + "\n")
+            if self.live_view is not None and time.monotonic() - self.last_view >= VIEW_PERIOD_S:
+                self.send_view()
+            if self.want_snapshot or time.monotonic() - last_save >= self.save_every:
+                self.save("running", metrics)
                 last_save = time.monotonic()
-        send_view()
-        record["verdict"] = judge(engine, final, metrics).to_json()
-        save(final, metrics)
-        link.send(("status", final, {"verdict": record["verdict"]}))
-        return final
-    except BaseException as exc:  # noqa: BLE001 - a failing engine must never take the kernel down
+
+    def fail(self, exc: BaseException) -> None:
         tb = traceback.format_exc()
         error = f"{type(exc).__name__}: {exc}"
         if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
             error += "; free some space, then extend the job to resume it from its last checkpoint"
-        record.update(error=error, traceback=tb, verdict=judge(engine, "failed", metrics, error).to_json())
+        record = self.record
+        record.update(error=error, traceback=tb, verdict=judge(self.engine, "failed", self.metrics, error).to_json())
         try:
             # keep everything produced so far; the checkpoint stays the last one taken between two
             # steps (an engine that failed inside a step may be half-updated: no state to resume from)
-            save("failed", metrics, checkpoint=False)
+            self.save("failed", self.metrics, checkpoint=False)
         except BaseException as save_exc:  # noqa: BLE001
             record["save_error"] = f"{type(save_exc).__name__}: {save_exc}"
-            if store is not None:
+            if self.store is not None:
                 try:
-                    store.write_json(record)
+                    self.store.write_json(record)
                 except Exception:
                     pass
-        link.send(("status", "failed", {"error": error, "traceback": tb, "verdict": record["verdict"]}))
-        if isinstance(exc, (KeyboardInterrupt, SystemExit)):
-            raise
-        return "failed"
-    finally:
-        if events_log is not None:
-            try:
-                events_log.close()
-            except OSError:  # a full disk: the lines that did not fit are lost, the run is not
-                pass
+        self.link.send(Status("failed", error=error, traceback=tb, verdict=record["verdict"]))
 
 
 def _progress(engine: Engine) -> float:

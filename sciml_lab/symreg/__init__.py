@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..runtime.registry import Kind
 from .engine import DEFAULT_NESTED, DEFAULT_OPS, SymRegEngine, pareto_scores, select
 from .expression import Equation, Operator, equation_from_text
 from .grammar import parse_equation
@@ -18,7 +19,7 @@ from .recovery import is_exact_recovery
 from .settings import METRICS, SymRegSettings
 from .uncertainty import bootstrap_constants
 
-__all__ = ["fit", "SymRegEngine", "SymRegSettings", "METRICS", "Equation", "Operator", "DEFAULT_OPS",
+__all__ = ["KIND", "fit", "SymRegEngine", "SymRegSettings", "METRICS", "Equation", "Operator", "DEFAULT_OPS",
            "DEFAULT_NESTED", "pareto_scores",
            "select", "equation_from_text", "is_exact_recovery", "bootstrap_constants", "equation", "parse_equation",
            "result_variables", "result_functions"]
@@ -116,3 +117,8 @@ def result_functions(result: Any) -> list[str]:
 
     words = str(result.attrs.get("ops", "")).split()
     return [w for w in words if w.isidentifier() and w not in UNARY and w not in BINARY]
+
+
+#: this kind for the registry (sciml_lab/__init__.py declares it; pyproject.toml's entry point too)
+KIND = Kind("symreg", engine=SymRegEngine, twin=fit, magic=f"{__name__}.magic",
+            views=f"{__name__}.plots", help="search for closed-form equations (symbolic regression)")

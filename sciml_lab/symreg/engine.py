@@ -26,7 +26,7 @@ import torch  # noqa: F401 - the examples save checkpoints with it
 import xarray as xr
 
 from ..kit.device import restore_device
-from ..kit.protocol import Badge, Chart, EngineBase, MonitorSpec, register_engine
+from ..kit.protocol import Badge, Chart, EngineBase, MonitorSpec
 from .front import pareto_scores, select
 from .model import Answers
 from .problem import Problem, cpu_threads
@@ -55,7 +55,6 @@ def _set_hof(self: "SymRegEngine", members: Mapping[int, tuple]) -> None:
     self.state.hof.update(members)
 
 
-@register_engine
 class SymRegEngine(Answers, EngineBase):
     """Symbolic regression: closed-form equations for ``y = f(X)``, with a live Pareto front.
 

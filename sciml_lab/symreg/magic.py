@@ -18,7 +18,7 @@ from typing import Any
 from IPython.core.error import UsageError
 
 from ..kit.settings import magic_options
-from ..magics import add_launch_options, add_settings_options, finish_launch, launch_kwargs, register_command, \
+from ..face.commands import add_launch_options, add_settings_options, finish_launch, launch_kwargs, register_command, \
     resolve_object
 from .settings import SymRegSettings
 

@@ -42,9 +42,7 @@ class JobBoard(anywidget.AnyWidget):
         for j in jobs():
             if j is None:
                 continue
-            key = j.engine.monitor.key if j.engine is not None else None
-            m = j.metrics
-            val = m.get(key) if key else None
+            key, val = j.key_metric
             rows.append({
                 "name": j.name, "kind": j.kind, "status": j.status, "step": j.step,
                 "progress": j.progress if math.isfinite(j.progress) else None,

@@ -82,9 +82,9 @@ def _file(name: str) -> Path | str:
 
 def monitor_spec(job) -> dict[str, Any]:
     """What the monitor draws for ``job``: its engine's charts and badges, plus the
-    ``until`` targets (the ETA extrapolates them). A run reopened without its engine
-    (e.g. flow-MCMC without ``log_prob``) gets them from its engine kind and the targets
-    from its record, so its charts keep their titles, scales and reference lines.
+    ``until`` targets (the ETA extrapolates them), as the job's step loop last
+    reported them (:attr:`sciml_lab.runtime.Job.spec`; a run reopened without its
+    engine gets them from its engine kind and its record).
 
     Example:
         >>> from sciml_lab.demo import estimate_pi
@@ -92,28 +92,7 @@ def monitor_spec(job) -> dict[str, Any]:
         >>> monitor_spec(job)["charts"][0]["title"]
         'estimate of pi'
     """
-    from ..runtime import engine_class, parse_criteria
-
-    engine = job.engine
-    config = job.record.get("config") or {}
-    until = getattr(engine, "until", None) if engine is not None else config.get("until")
-    if engine is not None:
-        spec = engine.monitor.to_json()
-    else:
-        try:
-            spec = engine_class(job.kind).monitor.to_json()
-        except (KeyError, AttributeError):
-            spec = {"charts": [], "badges": [], "key": None, "note": ""}
-    try:
-        criteria = parse_criteria(until) if isinstance(until, str) else []
-    except ValueError:
-        criteria = []
-    targets = {c.metric: c for c in criteria}
-    if engine is None:  # the class's badges show its default targets: show this run's instead
-        spec["badges"] = [{**b, "op": targets[b["metric"]].op, "value": targets[b["metric"]].value}
-                          if b.get("metric") in targets else b for b in spec.get("badges", [])]
-    spec["until"] = [{"metric": c.metric, "op": c.op, "value": c.value} for c in criteria]
-    return spec
+    return dict(job.spec)
 
 
 class Monitor(anywidget.AnyWidget):
@@ -167,13 +146,9 @@ class Monitor(anywidget.AnyWidget):
         self._last_flush = 0.0
         self._last_view = None
         self.flushes = 0  # messages of rows sent (tests and benchmarks read it)
-        engine = job.engine
         spec = monitor_spec(job)
-        words = list(job.record.get("budget_words") or (engine.budget_words if engine is not None else []))
-        if engine is not None and hasattr(engine, "default_extend"):
-            default = dict(engine.default_extend())
-        else:
-            default = {words[0]: 100} if words else {}
+        self._last_spec = job.spec
+        words, default = job.budget_words, job.extend_default
         with self.hold_sync():
             self.job_name, self.kind, self.spec = job.name, job.kind, spec
             self.budget_words, self.extend_default = words, default
@@ -219,9 +194,10 @@ class Monitor(anywidget.AnyWidget):
             status_dirty, self._status_dirty = self._status_dirty, False
             message = rows_message(self._names, rows, reset) if rows else None
         running = job.status == "running"
-        view = job.view
+        view, spec = job.live_view, job.spec
         new_view = view is not None and view is not self._last_view
-        if not rows and not status_dirty and not running and not new_view:
+        new_spec = spec is not self._last_spec
+        if not rows and not status_dirty and not running and not new_view and not new_spec:
             return
         self._last_flush = now
         with self.hold_sync():
@@ -235,10 +211,13 @@ class Monitor(anywidget.AnyWidget):
             if new_view:
                 self.view = json_safe(view)
                 self._last_view = view
+            if new_spec:
+                self.spec, self._last_spec = dict(spec), spec
+                self.extend_default = job.extend_default
             if status_dirty:
                 verdict = job.verdict
                 self.verdict = verdict.to_json() if verdict is not None else None
-                self.resumable = bool(job.resumable and job.engine is not None and job.store is not None)
+                self.resumable = bool(job.resumable and job.store is not None)
                 self.error = job.error or ""
                 self.traceback = job.traceback or ""
                 self.note = self.spec.get("note", "") or job.record.get("note", "")
