@@ -1,7 +1,7 @@
 """Ground-truth problems: AI Feynman (as in SRBench) and Nguyen classics.
 
 Each problem: a name, the variable names with sampling ranges (uniform), and the true
-law as a sympy-parsable string. Data: ``n`` points for training and ``n`` for testing,
+law as equation text (read by the equation grammar, never evaluated). Data: ``n`` points for training and ``n`` for testing,
 Gaussian noise of standard deviation ``noise * RMS(y)`` on the training target only.
 
 References:
@@ -19,18 +19,39 @@ import numpy as np
 __all__ = ["Problem", "PROBLEMS", "make_data"]
 
 
+#: inverse trigonometric functions of the AI Feynman table, outside the search's vocabulary
+_INVERSE = {"arcsin": "asin", "arccos": "acos"}
+
+
 @dataclasses.dataclass(frozen=True)
 class Problem:
+    """A law: its name, its variables with their sampling ranges (uniform) and its formula as
+    equation text, read by :func:`~sciml_lab.symreg.grammar.parse_equation` (never evaluated)."""
+
     name: str
     variables: dict[str, tuple[float, float]]
     truth: str
+
+    def expr(self, names: list[str] | None = None):
+        """The law as a sympy expression, in the variables ``names`` (default: its own names)."""
+        import sympy
+
+        from sciml_lab.symreg.grammar import parse_equation
+
+        e = parse_equation(self.truth, list(self.variables), functions=list(_INVERSE), what=f"{self.name} truth")
+        for ours, theirs in _INVERSE.items():
+            e = e.replace(sympy.Function(ours), getattr(sympy, theirs))
+        if names is not None:
+            e = e.xreplace({sympy.Symbol(v, real=True): sympy.Symbol(n, real=True)
+                            for v, n in zip(self.variables, names)})
+        return e
 
     def f(self, X: np.ndarray) -> np.ndarray:
         import sympy
 
         syms = [sympy.Symbol(v, real=True) for v in self.variables]
-        expr = sympy.sympify(self.truth, locals=dict(zip(self.variables, syms)))
-        return np.asarray(sympy.lambdify(syms, expr, "numpy")(*X.T), dtype=float) * np.ones(len(X))
+        with np.errstate(all="ignore"):
+            return np.asarray(sympy.lambdify(syms, self.expr(), "numpy")(*X.T), dtype=float) * np.ones(len(X))
 
 
 def _p(name: str, truth: str, **variables: tuple[float, float]) -> Problem:

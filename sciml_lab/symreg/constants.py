@@ -17,7 +17,16 @@ import torch
 
 from .expression import CONST, Vocabulary, evaluate, nan_to_inf
 
-__all__ = ["fit_constants", "weighted_mse"]
+__all__ = ["fit_constants", "weighted_mse", "STALL_STEPS", "STALL_RTOL", "STALL_DAMPING", "TINY_LOSS"]
+
+#: a row stops once it has not improved its loss by more than ``STALL_RTOL`` (relative) for this many
+#: iterations in a row: its fit has converged (or is stuck), and further iterations only cost evaluations
+STALL_STEPS = 2
+STALL_RTOL = 1e-6
+#: a rejected step counts as no progress only once the damping has grown to this
+STALL_DAMPING = 1.0
+#: a row stops once its mean squared error is below this fraction of ``mean(y**2)`` (exact to precision)
+TINY_LOSS = 1e-26
 
 
 def weighted_mse(pred: torch.Tensor, y: torch.Tensor, w: torch.Tensor | None) -> torch.Tensor:
@@ -36,7 +45,10 @@ def fit_constants(tokens: torch.Tensor, constants: torch.Tensor, X: torch.Tensor
                   w: torch.Tensor | None, vocab: Vocabulary, iterations: int = 8) -> tuple[torch.Tensor, torch.Tensor, int]:
     """Fit the constants of every row by Levenberg–Marquardt; returns (constants, loss, evaluations).
 
-    Rows without constants, or whose fit does not improve, keep their constants.
+    Rows without constants, or whose fit does not improve, keep their constants. A row leaves
+    the batch once it has converged (for :data:`STALL_STEPS` iterations, no accepted step gaining
+    more than :data:`STALL_RTOL` and no rejected step below a damping of :data:`STALL_DAMPING`, or a loss below :data:`TINY_LOSS` of ``mean(y**2)``), so
+    that later iterations evaluate only the rows still improving.
 
     Example:
         >>> from sciml_lab.symreg.expression import Vocabulary, parse_ops
@@ -63,45 +75,57 @@ def fit_constants(tokens: torch.Tensor, constants: torch.Tensor, X: torch.Tensor
     evals = B
     if C == 0 or iterations <= 0:
         return constants, loss, evals
+    constants = constants.clone()  # updated in place below, row by row
     # positions of each row's constants, compacted to (B, C)
     order = torch.argsort((~cmask).to(torch.int8), dim=1, stable=True)
     pos = order[:, :C]
     valid = torch.arange(C, device=dev)[None, :] < n_const[:, None]
     theta = constants.gather(1, pos) * valid
     lam = torch.full((B,), 1e-3, dtype=dtype, device=dev)
-    eye = torch.eye(C, dtype=dtype, device=dev)
-    tok_rep = tokens.repeat_interleave(C, dim=0)
+    stalled = torch.zeros(B, dtype=torch.int64, device=dev)
+    # a row leaves the batch once its loss is negligible or it has not improved (by more than
+    # STALL_RTOL) for STALL_STEPS iterations: the work of an iteration shrinks with the rows left
+    tiny = TINY_LOSS * float((y ** 2).mean()) if y.numel() else 0.0
     for _ in range(iterations):
-        active = torch.isfinite(loss) & (n_const > 0)
-        if not bool(active.any()):
+        active = torch.isfinite(loss) & (n_const > 0) & (stalled < STALL_STEPS) & (loss > tiny)
+        idx = torch.nonzero(active)[:, 0]
+        if idx.numel() == 0:
             break
-        h = 1e-7 * (1.0 + theta.abs())                                  # (B, C)
-        th_pert = theta[:, None, :] + torch.diag_embed(h)                # (B, C, C)
-        c_pert = constants.repeat_interleave(C, dim=0).scatter(1, pos.repeat_interleave(C, dim=0),
-                                                               th_pert.reshape(B * C, C))
-        r_pert = residuals(c_pert, tok_rep).reshape(B, C, -1)
-        evals += B * C
-        J = (r_pert - r[:, None, :]) / h[:, :, None]                     # (B, C, N)
-        J = torch.where(torch.isfinite(J) & valid[:, :, None], J, torch.zeros((), dtype=dtype, device=dev))
-        A = J @ J.transpose(1, 2)                                        # (B, C, C)
-        g = (J @ torch.nan_to_num(r, nan=0.0, posinf=0.0, neginf=0.0)[:, :, None])[..., 0]
+        k = int(n_const[idx].max())
+        tok_a, const_a, th_a, pos_a, val_a = tokens[idx], constants[idx], theta[idx, :k], pos[idx, :k], valid[idx, :k]
+        r_a, lam_a, loss_a = r[idx], lam[idx], loss[idx]
+        b = len(idx)
+        h = 1e-7 * (1.0 + th_a.abs())                                   # (b, k)
+        th_pert = th_a[:, None, :] + torch.diag_embed(h)                # (b, k, k)
+        c_pert = const_a.repeat_interleave(k, dim=0).scatter(1, pos_a.repeat_interleave(k, dim=0),
+                                                             th_pert.reshape(b * k, k))
+        r_pert = residuals(c_pert, tok_a.repeat_interleave(k, dim=0)).reshape(b, k, -1)
+        evals += b * k
+        J = (r_pert - r_a[:, None, :]) / h[:, :, None]                  # (b, k, N)
+        J = torch.where(torch.isfinite(J) & val_a[:, :, None], J, torch.zeros((), dtype=dtype, device=dev))
+        A = J @ J.transpose(1, 2)                                       # (b, k, k)
+        g = (J @ torch.nan_to_num(r_a, nan=0.0, posinf=0.0, neginf=0.0)[:, :, None])[..., 0]
         diag = torch.diagonal(A, dim1=1, dim2=2)
-        damp = lam[:, None] * (diag + 1e-9 * (diag.max(1, keepdim=True).values + 1.0))
-        A = A + torch.diag_embed(damp) + eye * (~valid)[:, None, :].to(dtype)
+        damp = lam_a[:, None] * (diag + 1e-9 * (diag.max(1, keepdim=True).values + 1.0))
+        A = A + torch.diag_embed(damp) + torch.eye(k, dtype=dtype, device=dev) * (~val_a)[:, None, :].to(dtype)
         try:
             delta = torch.linalg.solve(A, -g[..., None])[..., 0]
         except RuntimeError:
             delta = torch.linalg.lstsq(A, -g[..., None]).solution[..., 0]
-        delta = torch.where(torch.isfinite(delta), delta, torch.zeros((), dtype=dtype, device=dev)) * valid
-        th_new = theta + delta
-        c_new = constants.scatter(1, pos, th_new)
-        r_new = residuals(c_new, tokens)
-        evals += B
+        delta = torch.where(torch.isfinite(delta), delta, torch.zeros((), dtype=dtype, device=dev)) * val_a
+        th_new = th_a + delta
+        c_new = const_a.scatter(1, pos_a, th_new)
+        r_new = residuals(c_new, tok_a)
+        evals += b
         loss_new = nan_to_inf((r_new ** 2).mean(1))
-        better = (loss_new < loss) & active
-        theta = torch.where(better[:, None], th_new, theta)
-        constants = torch.where(better[:, None], c_new, constants)
-        r = torch.where(better[:, None], r_new, r)
-        loss = torch.where(better, loss_new, loss)
-        lam = torch.where(better, lam / 3.0, lam * 4.0).clamp(1e-12, 1e12)
+        better = loss_new < loss_a
+        theta[idx, :k] = torch.where(better[:, None], th_new, th_a)
+        constants[idx] = torch.where(better[:, None], c_new, const_a)
+        r[idx] = torch.where(better[:, None], r_new, r_a)
+        loss[idx] = torch.where(better, loss_new, loss_a)
+        lam[idx] = torch.where(better, lam_a / 3.0, lam_a * 4.0).clamp(1e-12, 1e12)
+        # no progress: an accepted step that gained less than STALL_RTOL, or a rejected step already
+        # heavily damped (rejections at small damping are LM's search for its step size, not a stall)
+        stuck = (better & (loss_new >= loss_a * (1.0 - STALL_RTOL))) | (~better & (lam_a >= STALL_DAMPING))
+        stalled[idx] = torch.where(stuck, stalled[idx] + 1, torch.zeros_like(stalled[idx]))
     return constants, loss, evals
