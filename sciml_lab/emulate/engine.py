@@ -188,8 +188,9 @@ class EmulateEngine:
         timeout: seconds one simulator call may take (None: no limit); a call past it
             counts as a failed run, with the timeout as its error (see
             :class:`~sciml_lab.emulate.simulator.Simulator`).
-        n_components: PCA components for long vector outputs (default: up to 10,
-            when an output has more than 10 values).
+        n_components: PCA components for long vector outputs (default ``"auto"``
+            when the outputs have more than 10 values: as many as leave out at most
+            1e-4 of the variance, see :mod:`sciml_lab.emulate.reduce`).
         recalibrate: rescale the predictive std when validation coverage is off.
         n_sobol: base sample of the Sobol' indices (cost ``n_sobol × (inputs + 2)``
             emulator predictions per snapshot).
@@ -346,14 +347,14 @@ class EmulateEngine:
             return self.model_requested
         # the exact GP's cost grows like runs^3 and its count with the latent outputs
         m = self.layout.size if self.layout is not None else 1
-        latent = (self._n_components() or m) if self.layout is not None else 1
+        latent = (m if self._n_components() is None else 1) if self.layout is not None else 1  # PCA: one shared kernel
         return "gp" if self.budget <= 1500 and latent <= 10 else "ensemble"
 
-    def _n_components(self) -> int | None:
+    def _n_components(self) -> int | str | None:
         m = self.layout.size
         if self.n_components_requested is not None:
             return int(self.n_components_requested) if self.n_components_requested < m else None
-        return 10 if m > 10 else None
+        return "auto" if m > 10 else None
 
     # ------------------------------------------------------------------ protocol
     def default_extend(self) -> dict[str, int]:
@@ -835,9 +836,15 @@ class EmulateEngine:
                 cache["draws"] = self.emulator.sample_unit(torch.as_tensor(u, dtype=torch.float64), 100, gen).numpy()
             return cache["draws"]
 
+        def predictions(u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            # the same Saltelli points for every output variable: predicted once
+            if "pu" not in cache or not np.array_equal(cache["pu"], u):
+                cache["pu"], cache["pred"] = u, self._predict_unit_np(u)
+            return cache["pred"]
+
         for v, sl in zip(self.layout.variables, self.layout.slices()):
             def predict(u, sl=sl):
-                mean, std = self._predict_unit_np(u)
+                mean, std = predictions(u)
                 return mean[:, sl], std[:, sl]
 
             sample = None
