@@ -56,15 +56,24 @@ def _indices(fa: np.ndarray, fb: np.ndarray, fab: np.ndarray) -> tuple[np.ndarra
     return s1, st
 
 
-def _bootstrap(fa: np.ndarray, fb: np.ndarray, fab: np.ndarray, n_boot: int, rng: np.random.Generator,
-               chunk_values: int = 2 ** 22) -> tuple[np.ndarray, np.ndarray]:
-    """Indices on ``n_boot`` resamples of the base rows, ``(n_boot, d)`` each, computed
-    in chunks of resamples of at most ``chunk_values`` values."""
+def _bootstrap(fa: np.ndarray, fb: np.ndarray, fab: np.ndarray, n_boot: int, rng: np.random.Generator
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_indices` on ``n_boot`` resamples of the base rows, ``(n_boot, d)`` each.
+
+    Every term of the estimators is a mean over rows, so a resample's is its count
+    of each row times the per-row value: one product with the ``(n_boot, n)`` count
+    matrix, whatever the number of output columns."""
     n = len(fa)
     rows = rng.integers(0, n, (n_boot, n))  # the same stream as one draw of n per resample
-    step = max(1, chunk_values // max(1, n * fa.shape[1] * (fab.shape[0] + 2)))
-    parts = [_indices(fa[r], fb[r], fab[:, r]) for r in (rows[i:i + step] for i in range(0, n_boot, step))]
-    return np.concatenate([p[0] for p in parts], 1).T, np.concatenate([p[1] for p in parts], 1).T
+    w = np.bincount((rows + n * np.arange(n_boot)[:, None]).ravel(), minlength=n_boot * n).reshape(n_boot, n) / n
+    centre = 0.5 * (fa.mean(0) + fb.mean(0))  # the variance is shift-invariant; centred, its moments are exact
+    ca, cb = fa - centre, fb - centre
+    mean = 0.5 * (w @ ca + w @ cb)  # (n_boot, m)
+    var = 0.5 * (w @ (ca * ca) + w @ (cb * cb)) - mean * mean
+    total_var = np.maximum(var.sum(-1), 1e-300)[:, None]
+    s1 = w @ (fb[None] * (fab - fa[None])).sum(-1).T / total_var
+    st = w @ (0.5 * ((fa[None] - fab) ** 2).sum(-1)).T / total_var
+    return s1, st
 
 
 def split_k(f: np.ndarray, k: int, dim: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
