@@ -711,8 +711,7 @@ class EmulateEngine:
             coords={"run": np.arange(self.n_runs), "input": self.inputs},
         )
         if self.layout is not None and self.Y.shape[1] == self.layout.size:
-            for name, (dims, arr) in self.layout.variables_of(self.Y, ("run",)).items():
-                ds[name] = (dims, arr)
+            new = dict(self.layout.variables_of(self.Y, ("run",)))  # added in one merge (one per variable is O(m^2))
             if self.cv_mean.shape == self.Y.shape:  # rows appended since the last fit are not validated yet
                 cv_mean, cv_std = self.cv_mean, self.cv_std
             else:
@@ -721,11 +720,11 @@ class EmulateEngine:
                 k = min(len(self.cv_mean), len(self.Y))
                 if self.cv_mean.shape[1:] == self.Y.shape[1:]:
                     cv_mean[:k], cv_std[:k] = self.cv_mean[:k], self.cv_std[:k]
-            for name, (dims, arr) in self.layout.variables_of(cv_mean, ("run",)).items():
-                ds[f"{name}_cv_mean"] = (dims, arr)
+            new.update({f"{name}_cv_mean": v for name, v in self.layout.variables_of(cv_mean, ("run",)).items()})
+            new.update({f"{name}_cv_std": v for name, v in self.layout.variables_of(cv_std, ("run",)).items()})
+            ds = ds.assign(new)
+            for name in (v["name"] for v in self.layout.variables):
                 ds[f"{name}_cv_mean"].attrs["long_name"] = f"validation prediction of {name} (LOO or held out)"
-            for name, (dims, arr) in self.layout.variables_of(cv_std, ("run",)).items():
-                ds[f"{name}_cv_std"] = (dims, arr)
             for dim, c in self.layout.coords().items():
                 ds = ds.assign_coords({dim: c})
         ds["inputs"].attrs["long_name"] = "simulator inputs (user units)"
