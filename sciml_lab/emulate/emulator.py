@@ -29,7 +29,7 @@ from torch import nn
 
 from .ensemble import DeepEnsemble
 from .gp import ExactGP, SharedGP
-from .reduce import DEFAULT_TOL, check_n_components, fit_pca
+from .reduce import AUTO_MIN_COLUMNS, DEFAULT_TOL, check_n_components, fit_pca
 
 __all__ = ["Emulator", "OutputLayout", "validation_metrics", "calibrate_scale", "nrmse_interval",
            "small_problem_threads"]
@@ -240,8 +240,8 @@ class Emulator(nn.Module):
         layout: the output layout (:class:`OutputLayout` or its JSON list).
         model: ``"gp"`` or ``"ensemble"``.
         n_components: PCA components for the outputs: ``None`` (no PCA), a number,
-            or ``"auto"`` (as many as leave out at most ``pca_tol`` of the variance,
-            default 1e-4). What the truncation leaves out is added, column by column,
+            or ``"auto"`` (above 10 output columns, as many as leave out at most
+            ``pca_tol`` of the variance, default 1e-4; no PCA up to 10 columns). What the truncation leaves out is added, column by column,
             to the predictive variance (see :mod:`sciml_lab.emulate.reduce`).
         options: model settings (GP: ``mean`` (``"linear"``, ``"constant"``,
             ``"zero"``), ``max_iter``, ``restarts``, ``max_fit_points``, ``polish_iter``,
@@ -386,7 +386,8 @@ class Emulator(nn.Module):
         mean, std = y.mean(0), y.std(0) if len(y) > 1 else torch.ones(y.shape[1], dtype=y.dtype)
         self.y_mean, self.y_std = mean, torch.where(std > 0, std, torch.ones_like(std))
         k = self.n_components
-        if k is None or (k != "auto" and k >= y.shape[1]) or y.shape[1] == 1 or len(y) < 3:
+        few = y.shape[1] <= AUTO_MIN_COLUMNS if k == "auto" else k >= y.shape[1]
+        if k is None or few or len(y) < 3:
             self.basis = torch.zeros(y.shape[1], 0, dtype=torch.float64)
             self.resid_var = torch.zeros(y.shape[1], dtype=torch.float64)
             return

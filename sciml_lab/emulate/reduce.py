@@ -22,12 +22,14 @@ from typing import Any
 
 import torch
 
-__all__ = ["PCABasis", "fit_pca", "check_n_components", "DEFAULT_TOL"]
+__all__ = ["PCABasis", "fit_pca", "check_n_components", "DEFAULT_TOL", "AUTO_MIN_COLUMNS"]
 
 # the variance share the automatic truncation may leave out (in standardised units);
 # the left-out part goes into the predictive variance, so the tolerance trades the
 # number of components (cheap with a shared kernel) against a floor on the std
 DEFAULT_TOL = 1e-4
+# "auto" reduces only outputs with more columns than this (a few scalars are fitted as they are)
+AUTO_MIN_COLUMNS = 10
 _FOLDS = 5
 
 
