@@ -386,8 +386,7 @@ class Emulator(nn.Module):
         mean, std = y.mean(0), y.std(0) if len(y) > 1 else torch.ones(y.shape[1], dtype=y.dtype)
         self.y_mean, self.y_std = mean, torch.where(std > 0, std, torch.ones_like(std))
         k = self.n_components
-        few = y.shape[1] <= AUTO_MIN_COLUMNS if k == "auto" else k >= y.shape[1]
-        if k is None or few or len(y) < 3:
+        if k is None or (y.shape[1] <= AUTO_MIN_COLUMNS if k == "auto" else k >= y.shape[1]) or len(y) < 3:
             self.basis = torch.zeros(y.shape[1], 0, dtype=torch.float64)
             self.resid_var = torch.zeros(y.shape[1], dtype=torch.float64)
             return
