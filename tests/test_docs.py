@@ -44,6 +44,7 @@ MODULES = [
     "sciml_lab.emulate.surfaces",
     "sciml_lab.emulate.emulator",
     "sciml_lab.emulate.gp",
+    "sciml_lab.emulate.reduce",
     "sciml_lab.emulate.design",
     "sciml_lab.emulate.feasibility",
     "sciml_lab.emulate.sensitivity",

@@ -28,7 +28,8 @@ import xarray as xr
 from torch import nn
 
 from .ensemble import DeepEnsemble
-from .gp import ExactGP
+from .gp import ExactGP, SharedGP
+from .reduce import AUTO_MIN_COLUMNS, DEFAULT_TOL, check_n_components, fit_pca
 
 __all__ = ["Emulator", "OutputLayout", "validation_metrics", "calibrate_scale", "nrmse_interval",
            "small_problem_threads"]
@@ -238,10 +239,15 @@ class Emulator(nn.Module):
         log_inputs: names of inputs scaled logarithmically (bounds must be > 0).
         layout: the output layout (:class:`OutputLayout` or its JSON list).
         model: ``"gp"`` or ``"ensemble"``.
-        n_components: PCA components for the outputs (``None``: no PCA).
+        n_components: PCA components for the outputs: ``None`` (no PCA), a number,
+            or ``"auto"`` (above 10 output columns, as many as leave out at most
+            ``pca_tol`` of the variance, default 1e-4; no PCA up to 10 columns). What the truncation leaves out is added, column by column,
+            to the predictive variance (see :mod:`sciml_lab.emulate.reduce`).
         options: model settings (GP: ``mean`` (``"linear"``, ``"constant"``,
             ``"zero"``), ``max_iter``, ``restarts``, ``max_fit_points``, ``polish_iter``,
-            ``cv_folds`` (see :meth:`cv_folds`); ensemble: ``n_members``,
+            ``cv_folds`` (see :meth:`cv_folds`), ``shared_kernel`` (``"auto"``: the
+            PCA components share one kernel, :class:`~sciml_lab.emulate.gp.SharedGP`;
+            ``False``: a GP of their own each); ensemble: ``n_members``,
             ``hidden``, ``steps`` (gradient steps of a fit: 1500 for the first,
             500 for a warm refit), ``lr``, ``batch_size``).
 
@@ -256,7 +262,7 @@ class Emulator(nn.Module):
 
     def __init__(self, inputs: Sequence[str], bounds: Mapping[str, Sequence[float]], log_inputs: Sequence[str] = (),
                  layout: "OutputLayout | Sequence[Mapping[str, Any]]" = ({"name": "y"},), model: str = "gp",
-                 n_components: int | None = None, device: "str | torch.device" = "cpu", **options: Any):
+                 n_components: "int | str | None" = None, device: "str | torch.device" = "cpu", **options: Any):
         super().__init__()
         if model not in MODELS:
             raise ValueError(f"model: expected 'gp' or 'ensemble', got {model!r}")
@@ -265,8 +271,10 @@ class Emulator(nn.Module):
         self.log_inputs = [k for k in self.inputs if k in set(log_inputs)]
         self.layout = layout if isinstance(layout, OutputLayout) else OutputLayout(layout)
         self.model_kind = model
-        self.n_components = n_components
+        self.n_components = check_n_components(n_components)
         self.options = dict(options)
+        if self.options.get("shared_kernel", "auto") not in ("auto", True, False):
+            raise ValueError(f"shared_kernel: expected 'auto', True or False, got {self.options['shared_kernel']!r}")
         self.device = torch.device(device)
         self.dtype = torch.float64 if model == "gp" else torch.float32
         lo, hi = self._box()
@@ -330,7 +338,13 @@ class Emulator(nn.Module):
         n_latent = z.shape[1]
         fresh = self.model is None or not warm or getattr(self.model, "n_outputs", None) != n_latent
         if fresh:
-            self.model = self._new_model(n_latent)
+            previous, self.model = self.model, self._new_model(n_latent)
+            if warm and isinstance(previous, SharedGP) and isinstance(self.model, SharedGP):
+                # a shared kernel does not depend on the number of components (it may
+                # change from batch to batch): keep it as the start
+                with torch.no_grad():
+                    self.model.log_lengthscale.copy_(previous.log_lengthscale)
+                    self.model.log_noise.copy_(previous.log_noise)
         self.model.to(self.device)
         with small_problem_threads(len(xt) if self.device.type == "cpu" else 10 ** 9):
             self._fit_model(u, z, fresh, generator)
@@ -356,9 +370,14 @@ class Emulator(nn.Module):
     def _new_model(self, n_latent: int) -> nn.Module:
         d = len(self.inputs)
         if self.model_kind == "gp":
-            return ExactGP(d, n_latent, mean=str(self.options.get("mean", "constant")))
+            cls = SharedGP if self._shares_kernel() else ExactGP
+            return cls(d, n_latent, mean=str(self.options.get("mean", "constant")))
         return DeepEnsemble(d, n_latent, n_members=int(self.options.get("n_members", 5)),
                             hidden=tuple(self.options.get("hidden", (64, 64))))
+
+    def _shares_kernel(self) -> bool:
+        shared = self.options.get("shared_kernel", "auto")
+        return self.model_kind == "gp" and (shared is True or (shared == "auto" and self.pca))
 
     def _fit_output_transform(self, y: torch.Tensor) -> None:
         # standardisation and the PCA basis are refitted with every batch (cheap, and
@@ -367,19 +386,16 @@ class Emulator(nn.Module):
         mean, std = y.mean(0), y.std(0) if len(y) > 1 else torch.ones(y.shape[1], dtype=y.dtype)
         self.y_mean, self.y_std = mean, torch.where(std > 0, std, torch.ones_like(std))
         k = self.n_components
-        if k is None or k >= y.shape[1] or len(y) < 3:
+        if k is None or (y.shape[1] <= AUTO_MIN_COLUMNS if k == "auto" else k >= y.shape[1]) or len(y) < 3:
             self.basis = torch.zeros(y.shape[1], 0, dtype=torch.float64)
             self.resid_var = torch.zeros(y.shape[1], dtype=torch.float64)
             return
-        ys = (y - self.y_mean) / self.y_std
-        _, s, vt = torch.linalg.svd(ys, full_matrices=False)
-        k = min(int(k), len(s))
-        v = vt[:k].T
-        v = v * torch.sign(v[v.abs().argmax(0), torch.arange(k)])  # a fixed sign per component
-        self.basis = v
-        self._latent_sd_value = (s[:k] / math.sqrt(max(len(y) - 1, 1))).clamp_min(1e-12)
-        resid = ys - (ys @ v) @ v.T
-        self.resid_var = resid.pow(2).mean(0)
+        pca = fit_pca((y - self.y_mean) / self.y_std, k, float(self.options.get("pca_tol", DEFAULT_TOL)))
+        self.basis, self._latent_sd_value, self.resid_var = pca.directions, pca.latent_sd, pca.resid_var
+        if self._shares_kernel():
+            # scores in their own units: the shared kernel's likelihood then weighs each
+            # component by its variance (see SharedGP), not the trailing ones alike
+            self._latent_sd_value = torch.ones_like(pca.latent_sd)
 
     @property
     def _latent_sd(self) -> torch.Tensor:
@@ -604,7 +620,8 @@ class Emulator(nn.Module):
         emu.scale = float(config.get("scale", 1.0))
         if config.get("model_config") is not None:
             model_tensors = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
-            emu.model = MODELS[config["model"]].from_state(config["model_config"], model_tensors).to(emu.device)
+            cls = SharedGP if config["model_config"].get("kernel") == "shared" else MODELS[config["model"]]
+            emu.model = cls.from_state(config["model_config"], model_tensors).to(emu.device)
         return emu
 
     def save(self, path: "str | Path") -> Path:

@@ -79,8 +79,7 @@ class Results:
 
     def _add_outputs(self, ds: xr.Dataset) -> xr.Dataset:
         r, fit = self.runs, self.fit
-        for name, (dims, arr) in r.layout.variables_of(r.Y, ("run",)).items():
-            ds[name] = (dims, arr)
+        new = dict(r.layout.variables_of(r.Y, ("run",)))  # added in one merge (one per variable is O(m^2))
         if fit.cv_mean.shape == r.Y.shape:  # rows appended since the last fit are not validated yet
             cv_mean, cv_std = fit.cv_mean, fit.cv_std
         else:
@@ -89,11 +88,11 @@ class Results:
             k = min(len(fit.cv_mean), len(r.Y))
             if fit.cv_mean.shape[1:] == r.Y.shape[1:]:
                 cv_mean[:k], cv_std[:k] = fit.cv_mean[:k], fit.cv_std[:k]
-        for name, (dims, arr) in r.layout.variables_of(cv_mean, ("run",)).items():
-            ds[f"{name}_cv_mean"] = (dims, arr)
+        new.update({f"{name}_cv_mean": v for name, v in r.layout.variables_of(cv_mean, ("run",)).items()})
+        new.update({f"{name}_cv_std": v for name, v in r.layout.variables_of(cv_std, ("run",)).items()})
+        ds = ds.assign(new)
+        for name in (v["name"] for v in r.layout.variables):
             ds[f"{name}_cv_mean"].attrs["long_name"] = f"validation prediction of {name} (LOO or held out)"
-        for name, (dims, arr) in r.layout.variables_of(cv_std, ("run",)).items():
-            ds[f"{name}_cv_std"] = (dims, arr)
         for dim, c in r.layout.coords().items():
             ds = ds.assign_coords({dim: c})
         return ds

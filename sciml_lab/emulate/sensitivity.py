@@ -47,11 +47,32 @@ def saltelli_points(n: int, dim: int, seed: int = 0) -> tuple[np.ndarray, np.nda
 
 
 def _indices(fa: np.ndarray, fb: np.ndarray, fab: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """fa, fb: (n, m); fab: (d, n, m) -> first-order and total, each (d,)."""
-    var = np.concatenate([fa, fb]).var(0)  # (m,)
-    total_var = max(var.sum(), 1e-300)
-    s1 = (fb[None] * (fab - fa[None])).mean(1).sum(-1) / total_var
-    st = 0.5 * ((fa[None] - fab) ** 2).mean(1).sum(-1) / total_var
+    """fa, fb: (..., n, m); fab: (d, ..., n, m) -> first-order and total, each (d, ...)
+    (the leading ``...``: replicates, e.g. bootstrap resamples, computed at once)."""
+    var = np.concatenate([fa, fb], axis=-2).var(-2)  # (..., m)
+    total_var = np.maximum(var.sum(-1), 1e-300)
+    s1 = (fb[None] * (fab - fa[None])).mean(-2).sum(-1) / total_var
+    st = 0.5 * ((fa[None] - fab) ** 2).mean(-2).sum(-1) / total_var
+    return s1, st
+
+
+def _bootstrap(fa: np.ndarray, fb: np.ndarray, fab: np.ndarray, n_boot: int, rng: np.random.Generator
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_indices` on ``n_boot`` resamples of the base rows, ``(n_boot, d)`` each.
+
+    Every term of the estimators is a mean over rows, so a resample's is its count
+    of each row times the per-row value: one product with the ``(n_boot, n)`` count
+    matrix, whatever the number of output columns."""
+    n = len(fa)
+    rows = rng.integers(0, n, (n_boot, n))  # the same stream as one draw of n per resample
+    w = np.bincount((rows + n * np.arange(n_boot)[:, None]).ravel(), minlength=n_boot * n).reshape(n_boot, n) / n
+    centre = 0.5 * (fa.mean(0) + fb.mean(0))  # the variance is shift-invariant; centred, its moments are exact
+    ca, cb = fa - centre, fb - centre
+    mean = 0.5 * (w @ ca + w @ cb)  # (n_boot, m)
+    var = 0.5 * (w @ (ca * ca) + w @ (cb * cb)) - mean * mean
+    total_var = np.maximum(var.sum(-1), 1e-300)[:, None]
+    s1 = w @ (fb[None] * (fab - fa[None])).sum(-1).T / total_var
+    st = w @ (0.5 * ((fa[None] - fab) ** 2).sum(-1)).T / total_var
     return s1, st
 
 
@@ -104,13 +125,7 @@ def sobol_indices(predict: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
     s1, st = _indices(*split(mean))
     rng = np.random.default_rng(seed)
     fa, fb, fab = split(mean)
-    boot1, boott = [], []
-    for _ in range(n_boot):
-        r = rng.integers(0, n, n)
-        b1, bt = _indices(fa[r], fb[r], fab[:, r])
-        boot1.append(b1)
-        boott.append(bt)
-    boot1, boott = np.array(boot1), np.array(boott)
+    boot1, boott = _bootstrap(fa, fb, fab, n_boot, rng)
     # the emulator's part: the spread of the indices over the emulator's draws
     draw1: list[np.ndarray] = []
     drawt: list[np.ndarray] = []
@@ -118,8 +133,9 @@ def sobol_indices(predict: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
         k = min(n, int(n_joint) if n_joint else max(64, 2048 // (dim + 2)))
         pts_j = np.concatenate([a[:k], b[:k], ab[:, :k].reshape(-1, dim)])
         paths = np.asarray(sample(pts_j), dtype=float).reshape(-1, len(pts_j), mean.shape[1])
-        per_path = [_indices(*split_k(f, k, dim)) for f in paths]
-        i1, it = np.array([p[0] for p in per_path]), np.array([p[1] for p in per_path])
+        s_paths = len(paths)  # all sample functions at once: (S, k, m) and (d, S, k, m)
+        fab_j = paths[:, 2 * k:].reshape(s_paths, dim, k, -1).swapaxes(0, 1)
+        i1, it = (a.T for a in _indices(paths[:, :k], paths[:, k:2 * k], fab_j))
         # deviations from the mean over sample functions: the same Saltelli rows for
         # every path, so the spread is the emulator's, not the Monte Carlo's
         draw1, drawt = list(i1 - i1.mean(0)), list(it - it.mean(0))

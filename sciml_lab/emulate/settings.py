@@ -117,7 +117,8 @@ class EmulateSettings(Settings):
       workers. Results are ordered by run whatever the pool, so a seed gives the same runs.
     - ``timeout``: a call past it counts as a failed run, with the timeout as its error
       (see :class:`~sciml_lab.emulate.simulator.Simulator`).
-    - ``n_components``: default up to 10, when an output has more than 10 values.
+    - ``n_components``: default ``"auto"`` when the outputs have more than 10 values: as
+      many as leave out at most 1e-4 of the variance (see :mod:`sciml_lab.emulate.reduce`).
     - ``n_sobol``: costs ``n_sobol × (inputs + 2)`` emulator predictions per snapshot.
     - ``model_options``: GP ``max_iter``, ``max_fit_points``, ``cv_folds``; ensemble
       ``n_members``, ``hidden``, ``steps``, ``lr``.

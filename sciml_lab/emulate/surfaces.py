@@ -113,10 +113,17 @@ class Surfaces:
         # points in all, drawn once and shared by the output variables
         n_joint = max(32, 2048 // ((d + 2) * int(getattr(emu.model, "n_outputs", 1))))
         draws = _JointDraws(emu, s.seed) if emu.model_kind == "gp" else None
-        per_var = []
+        per_var, cache = [], {}
+
+        def predictions(u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            # the same Saltelli points for every output variable: predicted once
+            if "u" not in cache or not np.array_equal(cache["u"], u):
+                cache["u"], cache["pred"] = u, self._predict(u)
+            return cache["pred"]
+
         for sl in layout.slices():
             def predict(u, sl=sl):
-                mean, std = self._predict(u)
+                mean, std = predictions(u)
                 return mean[:, sl], std[:, sl]
 
             sample = (lambda u, sl=sl: draws(u)[..., sl]) if draws is not None else None

@@ -63,17 +63,18 @@ def choose_model(s: EmulateSettings, layout: OutputLayout | None, budget: int) -
     if s.model != "auto":
         return s.model
     m = layout.size if layout is not None else 1
-    latent = (n_components(s, layout) or m) if layout is not None else 1
+    latent = (m if n_components(s, layout) is None else 1) if layout is not None else 1  # PCA: one shared kernel
     return "gp" if budget <= 1500 and latent <= 10 else "ensemble"
 
 
-def n_components(s: EmulateSettings, layout: OutputLayout) -> int | None:
+def n_components(s: EmulateSettings, layout: OutputLayout) -> int | str | None:
     """PCA components of the outputs (``None``: no PCA): the requested number when it
-    is below the number of output values, else 10 above 10 values."""
+    is below the number of output values, else ``"auto"`` above 10 values (as many as
+    leave out at most 1e-4 of the variance, see :mod:`sciml_lab.emulate.reduce`)."""
     m = layout.size
     if s.n_components is not None:
         return int(s.n_components) if s.n_components < m else None
-    return 10 if m > 10 else None
+    return "auto" if m > 10 else None
 
 
 def _placement(s: EmulateSettings, kind: str) -> Any:
