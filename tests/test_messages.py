@@ -86,3 +86,23 @@ def test_a_reopened_run_without_its_engine_keeps_its_spec(runs):
     again = sciml_lab.open(job.store.path)
     assert again.engine is None
     assert again.spec["key"] == "mean" and [c["title"] for c in again.spec["charts"]] == ["running mean", "draws"]
+
+
+def test_the_spec_of_every_kit_engine_carries_its_until_targets():
+    # engines on the kit keep their target as criteria (not an ``until`` attribute): the
+    # spec the loop sends must still carry it, or the monitor loses its ETA and badges
+    import numpy as np
+
+    from sciml_lab.emulate import EmulateEngine
+    from sciml_lab.flowmc import FlowMCEngine
+    from sciml_lab.runtime.spec import engine_spec
+    from sciml_lab.symreg import SymRegEngine
+
+    x = np.linspace(1, 2, 20)
+    engines = {
+        "rhat": FlowMCEngine(lambda z: -(z ** 2).sum(1), dim=2, n_chains=4, until="rhat<1.01", device="cpu"),
+        "nrmse": EmulateEngine(lambda a: a, {"a": (0, 1)}, until="nrmse<0.1", device="cpu"),
+        "r2": SymRegEngine(x, x ** 2, until="r2>0.99"),
+    }
+    for metric, engine in engines.items():
+        assert [c["metric"] for c in engine_spec(engine)["until"]] == [metric]

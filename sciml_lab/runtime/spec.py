@@ -31,14 +31,18 @@ def _with_until(spec: dict[str, Any], criteria: list) -> dict[str, Any]:
 
 
 def engine_spec(engine: Any) -> dict[str, Any]:
-    """The monitor spec of a live engine: its ``monitor`` (per run) and its ``until``.
+    """The monitor spec of a live engine: its ``monitor`` (per run) and its ``until``
+    targets (its ``criteria``, as the engine kit keeps them, else its ``until`` text).
 
     Example:
         >>> from sciml_lab.demo import PiEngine
         >>> s = engine_spec(PiEngine(steps=2)); s["key"], s["until"]
         ('estimate', [])
     """
-    return _with_until(engine.monitor.to_json(), _until(getattr(engine, "until", None)))
+    criteria = getattr(engine, "criteria", None)
+    if criteria is None:
+        criteria = _until(getattr(engine, "until", None))
+    return _with_until(engine.monitor.to_json(), list(criteria))
 
 
 def default_extend(engine: Any, words: "list[str] | tuple[str, ...]") -> dict[str, int]:
