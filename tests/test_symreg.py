@@ -325,13 +325,13 @@ def test_bad_settings_name_the_argument():
 
 
 def test_large_evaluations_are_chunked_without_changing_the_result(monkeypatch):
-    import sciml_lab.symreg.expression as expression
+    import sciml_lab.symreg.evaluation as evaluation
 
     vocab = Vocabulary(["x0", "x1"], *parse_ops("+ - * / sin exp"))
     tok, const = pack(random_population(vocab, 64, seed=9), device="cpu")
     X = torch.as_tensor(uniform(300, 2, seed=1))
     whole = evaluate(tok, const, X, vocab)
-    monkeypatch.setattr(expression, "MAX_STACK_ELEMENTS", 5000)  # forces chunks of a few expressions
+    monkeypatch.setattr(evaluation, "MAX_STACK_ELEMENTS", 5000)  # forces chunks of a few expressions
     chunked = evaluate(tok, const, X, vocab)
     assert torch.equal(torch.nan_to_num(whole, 1.0, 2.0, 3.0), torch.nan_to_num(chunked, 1.0, 2.0, 3.0))
 

@@ -9,8 +9,9 @@ import inspect
 import pytest
 import torch
 
-MODULES = ["", ".expression", ".variation", ".constants", ".data", ".engine", ".settings", ".problem", ".state",
-           ".population", ".search", ".front", ".model", ".results", ".recovery", ".uncertainty", ".plots"]
+MODULES = ["", ".vocabulary", ".expression", ".evaluation", ".conversion", ".variation", ".constants", ".data",
+           ".engine", ".settings", ".problem", ".state", ".population", ".search", ".front", ".model", ".results",
+           ".recovery", ".uncertainty", ".plots"]
 
 
 @pytest.mark.parametrize("module", MODULES)

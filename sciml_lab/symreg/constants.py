@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import torch
 
-from .expression import CONST, Vocabulary, evaluate, nan_to_inf
+from .evaluation import evaluate, nan_to_inf
+from .vocabulary import CONST, Vocabulary
 
 __all__ = ["fit_constants", "weighted_mse", "STALL_STEPS", "STALL_RTOL", "STALL_DAMPING", "TINY_LOSS"]
 
@@ -59,50 +60,100 @@ def fit_constants(tokens: torch.Tensor, constants: torch.Tensor, X: torch.Tensor
         >>> [round(v, 6) for v in c2[0, [0, 3]].tolist()], loss.item() < 1e-20
         ([3.0, -1.0], True)
     """
-    B, L = tokens.shape
-    dev, dtype = X.device, X.dtype
-    sw = torch.sqrt(w) if w is not None else None
-    cmask = tokens == CONST
-    n_const = cmask.sum(1)
-    C = int(n_const.max()) if B else 0
-
-    def residuals(c: torch.Tensor, tok: torch.Tensor) -> torch.Tensor:
-        r = evaluate(tok, c, X, vocab) - y
-        return r * sw if sw is not None else r
-
-    r = residuals(constants, tokens)
-    loss = nan_to_inf((r ** 2).mean(1))
-    evals = B
-    if C == 0 or iterations <= 0:
-        return constants, loss, evals
-    constants = constants.clone()  # updated in place below, row by row
-    # positions of each row's constants, compacted to (B, C)
-    order = torch.argsort((~cmask).to(torch.int8), dim=1, stable=True)
-    pos = order[:, :C]
-    valid = torch.arange(C, device=dev)[None, :] < n_const[:, None]
-    theta = constants.gather(1, pos) * valid
-    lam = torch.full((B,), 1e-3, dtype=dtype, device=dev)
-    stalled = torch.zeros(B, dtype=torch.int64, device=dev)
-    # a row leaves the batch once its loss is negligible or it has not improved (by more than
-    # STALL_RTOL) for STALL_STEPS iterations: the work of an iteration shrinks with the rows left
-    tiny = TINY_LOSS * float((y ** 2).mean()) if y.numel() else 0.0
+    fit = _LevenbergMarquardt(tokens, constants, X, y, w, vocab)
+    if fit.C == 0 or iterations <= 0:
+        return constants, fit.loss, fit.evals
+    fit.start()
     for _ in range(iterations):
-        active = torch.isfinite(loss) & (n_const > 0) & (stalled < STALL_STEPS) & (loss > tiny)
-        idx = torch.nonzero(active)[:, 0]
+        idx = fit.active_rows()
         if idx.numel() == 0:
             break
-        k = int(n_const[idx].max())
-        tok_a, const_a, th_a, pos_a, val_a = tokens[idx], constants[idx], theta[idx, :k], pos[idx, :k], valid[idx, :k]
-        r_a, lam_a, loss_a = r[idx], lam[idx], loss[idx]
-        b = len(idx)
+        fit.step(idx)
+    return fit.constants, fit.loss, fit.evals
+
+
+class _LevenbergMarquardt:
+    """One batched fit: per row, its constants (in place and compacted to ``theta (B, C)``),
+    residuals, loss, damping and the count of iterations without progress."""
+
+    def __init__(self, tokens: torch.Tensor, constants: torch.Tensor, X: torch.Tensor, y: torch.Tensor,
+                 w: torch.Tensor | None, vocab: Vocabulary):
+        self.tokens, self.constants, self.X, self.y, self.vocab = tokens, constants, X, y, vocab
+        self.sw = torch.sqrt(w) if w is not None else None
+        self.cmask = tokens == CONST
+        self.n_const = self.cmask.sum(1)
+        B = tokens.shape[0]
+        self.C = int(self.n_const.max()) if B else 0
+        self.r = self.residuals(constants, tokens)
+        self.loss = nan_to_inf((self.r ** 2).mean(1))
+        self.evals = B
+
+    def residuals(self, c: torch.Tensor, tok: torch.Tensor) -> torch.Tensor:
+        r = evaluate(tok, c, self.X, self.vocab) - self.y
+        return r * self.sw if self.sw is not None else r
+
+    def start(self) -> None:
+        """The per-row state of the iterations (the constants are copied: updated in place, row by row)."""
+        B, C = self.tokens.shape[0], self.C
+        dev, dtype = self.X.device, self.X.dtype
+        self.constants = self.constants.clone()
+        # positions of each row's constants, compacted to (B, C)
+        order = torch.argsort((~self.cmask).to(torch.int8), dim=1, stable=True)
+        self.pos = order[:, :C]
+        self.valid = torch.arange(C, device=dev)[None, :] < self.n_const[:, None]
+        self.theta = self.constants.gather(1, self.pos) * self.valid
+        self.lam = torch.full((B,), 1e-3, dtype=dtype, device=dev)
+        self.stalled = torch.zeros(B, dtype=torch.int64, device=dev)
+        self.tiny = TINY_LOSS * float((self.y ** 2).mean()) if self.y.numel() else 0.0
+
+    def active_rows(self) -> torch.Tensor:
+        """The rows still improving: a row leaves the batch once its loss is negligible or it has not
+        improved (by more than STALL_RTOL) for STALL_STEPS iterations, so the work of an iteration
+        shrinks with the rows left."""
+        active = torch.isfinite(self.loss) & (self.n_const > 0) & (self.stalled < STALL_STEPS) & (self.loss > self.tiny)
+        return torch.nonzero(active)[:, 0]
+
+    def step(self, idx: torch.Tensor) -> None:
+        """One damped Gauss–Newton step of the rows ``idx``, kept where it lowers the loss."""
+        k = int(self.n_const[idx].max())
+        tok_a, const_a, th_a = self.tokens[idx], self.constants[idx], self.theta[idx, :k]
+        pos_a, val_a = self.pos[idx, :k], self.valid[idx, :k]
+        r_a, lam_a, loss_a = self.r[idx], self.lam[idx], self.loss[idx]
+        J = self.jacobian(tok_a, const_a, th_a, pos_a, val_a, r_a)
+        th_new = th_a + self.damped_step(J, r_a, lam_a, val_a)
+        c_new = const_a.scatter(1, pos_a, th_new)
+        r_new = self.residuals(c_new, tok_a)
+        self.evals += len(idx)
+        loss_new = nan_to_inf((r_new ** 2).mean(1))
+        better = loss_new < loss_a
+        self.theta[idx, :k] = torch.where(better[:, None], th_new, th_a)
+        self.constants[idx] = torch.where(better[:, None], c_new, const_a)
+        self.r[idx] = torch.where(better[:, None], r_new, r_a)
+        self.loss[idx] = torch.where(better, loss_new, loss_a)
+        self.lam[idx] = torch.where(better, lam_a / 3.0, lam_a * 4.0).clamp(1e-12, 1e12)
+        # no progress: an accepted step that gained less than STALL_RTOL, or a rejected step already
+        # heavily damped (rejections at small damping are LM's search for its step size, not a stall)
+        stuck = (better & (loss_new >= loss_a * (1.0 - STALL_RTOL))) | (~better & (lam_a >= STALL_DAMPING))
+        self.stalled[idx] = torch.where(stuck, self.stalled[idx] + 1, torch.zeros_like(self.stalled[idx]))
+
+    def jacobian(self, tok_a: torch.Tensor, const_a: torch.Tensor, th_a: torch.Tensor, pos_a: torch.Tensor,
+                 val_a: torch.Tensor, r_a: torch.Tensor) -> torch.Tensor:
+        """``(b, k, N)`` forward differences of the residuals, all perturbed copies in one evaluation."""
+        b, k = th_a.shape
         h = 1e-7 * (1.0 + th_a.abs())                                   # (b, k)
         th_pert = th_a[:, None, :] + torch.diag_embed(h)                # (b, k, k)
         c_pert = const_a.repeat_interleave(k, dim=0).scatter(1, pos_a.repeat_interleave(k, dim=0),
                                                              th_pert.reshape(b * k, k))
-        r_pert = residuals(c_pert, tok_a.repeat_interleave(k, dim=0)).reshape(b, k, -1)
-        evals += b * k
+        r_pert = self.residuals(c_pert, tok_a.repeat_interleave(k, dim=0)).reshape(b, k, -1)
+        self.evals += b * k
         J = (r_pert - r_a[:, None, :]) / h[:, :, None]                  # (b, k, N)
-        J = torch.where(torch.isfinite(J) & val_a[:, :, None], J, torch.zeros((), dtype=dtype, device=dev))
+        return torch.where(torch.isfinite(J) & val_a[:, :, None], J, torch.zeros((), dtype=self.X.dtype,
+                                                                                  device=self.X.device))
+
+    def damped_step(self, J: torch.Tensor, r_a: torch.Tensor, lam_a: torch.Tensor, val_a: torch.Tensor) -> torch.Tensor:
+        """The solution of the damped normal equations of every row (zero where not finite or padded)."""
+        dev, dtype = self.X.device, self.X.dtype
+        k = J.shape[1]
         A = J @ J.transpose(1, 2)                                       # (b, k, k)
         g = (J @ torch.nan_to_num(r_a, nan=0.0, posinf=0.0, neginf=0.0)[:, :, None])[..., 0]
         diag = torch.diagonal(A, dim1=1, dim2=2)
@@ -112,20 +163,4 @@ def fit_constants(tokens: torch.Tensor, constants: torch.Tensor, X: torch.Tensor
             delta = torch.linalg.solve(A, -g[..., None])[..., 0]
         except RuntimeError:
             delta = torch.linalg.lstsq(A, -g[..., None]).solution[..., 0]
-        delta = torch.where(torch.isfinite(delta), delta, torch.zeros((), dtype=dtype, device=dev)) * val_a
-        th_new = th_a + delta
-        c_new = const_a.scatter(1, pos_a, th_new)
-        r_new = residuals(c_new, tok_a)
-        evals += b
-        loss_new = nan_to_inf((r_new ** 2).mean(1))
-        better = loss_new < loss_a
-        theta[idx, :k] = torch.where(better[:, None], th_new, th_a)
-        constants[idx] = torch.where(better[:, None], c_new, const_a)
-        r[idx] = torch.where(better[:, None], r_new, r_a)
-        loss[idx] = torch.where(better, loss_new, loss_a)
-        lam[idx] = torch.where(better, lam_a / 3.0, lam_a * 4.0).clamp(1e-12, 1e12)
-        # no progress: an accepted step that gained less than STALL_RTOL, or a rejected step already
-        # heavily damped (rejections at small damping are LM's search for its step size, not a stall)
-        stuck = (better & (loss_new >= loss_a * (1.0 - STALL_RTOL))) | (~better & (lam_a >= STALL_DAMPING))
-        stalled[idx] = torch.where(stuck, stalled[idx] + 1, torch.zeros_like(stalled[idx]))
-    return constants, loss, evals
+        return torch.where(torch.isfinite(delta), delta, torch.zeros((), dtype=dtype, device=dev)) * val_a

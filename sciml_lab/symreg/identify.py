@@ -217,14 +217,24 @@ def display_expression(tokens: Sequence[int], constants: Sequence[float], interv
         >>> str(expr), dropped
         ('2.5*x', [3])
     """
-    import sympy
-
     positions = [i for i, t in enumerate(tokens) if t == CONST]
-    consts = list(constants)
+    tolerance = loss * (1.0 + 4.0 / max(n - len(positions), 1)) + floor
+    consts, dropped = _drop_zeros(positions, list(constants), intervals, loss_of, tolerance)
+    intervals = list(intervals)
+    if dropped and refit is not None:
+        kept = iter(refit(list(consts), sorted(dropped)))
+        intervals = [ci if p in dropped else next(kept) for p, ci in zip(positions, intervals)]
+    digits, kept_digits = _round_to_uncertainty(positions, consts, dropped, intervals)
+    best = _simplest(Equation(tokens, consts, vocab).sympy(), full_simplify)
+    return _round_displayed(best, digits, kept_digits), sorted(dropped), intervals
+
+
+def _drop_zeros(positions: list[int], consts: list[float], intervals: Sequence[ConstantInterval],
+                loss_of: Callable[[list[float]], float], tolerance: float) -> tuple[list[float], list[int]]:
+    """Constants whose interval contains zero set to zero, most uncertain first, while the loss stays
+    within ``tolerance``: the constants and the positions dropped."""
     dropped: list[int] = []
-    k = len(positions)
-    tolerance = loss * (1.0 + 4.0 / max(n - k, 1)) + floor
-    order = sorted(range(k), key=lambda j: abs(intervals[j].value) / max(intervals[j].std, 1e-300))
+    order = sorted(range(len(positions)), key=lambda j: abs(intervals[j].value) / max(intervals[j].std, 1e-300))
     for j in order:
         ci = intervals[j]
         if ci.value == 0 or not ci.lower <= 0 <= ci.upper:
@@ -234,10 +244,13 @@ def display_expression(tokens: Sequence[int], constants: Sequence[float], interv
         if loss_of(trial) <= tolerance:
             consts = trial
             dropped.append(positions[j])
-    intervals = list(intervals)
-    if dropped and refit is not None:
-        kept = iter(refit(list(consts), sorted(dropped)))
-        intervals = [ci if p in dropped else next(kept) for p, ci in zip(positions, intervals)]
+    return consts, dropped
+
+
+def _round_to_uncertainty(positions: list[int], consts: list[float], dropped: list[int],
+                          intervals: Sequence[ConstantInterval]) -> tuple[int, list[tuple[float, int]]]:
+    """Round the kept constants in place (with guard digits); the most digits shown and the
+    ``(value, digits)`` of each kept constant."""
     digits, kept_digits = 1, []
     for j, p in enumerate(positions):
         if p in dropped:
@@ -250,7 +263,14 @@ def display_expression(tokens: Sequence[int], constants: Sequence[float], interv
         # rounded after simplification (1/12.566371 must show 0.0795775, not 1/12.5664 = 0.0795773);
         # three guard digits here let an integer-valued constant become that integer
         consts[p] = _round(consts[p], min(d + 3, 15))
-    expr = Equation(tokens, consts, vocab).sympy()
+    return digits, kept_digits
+
+
+def _simplest(expr: Any, full_simplify: bool) -> Any:
+    """The shortest of ``expr`` (integer-valued constants made integers), its ``cancel``-ed and,
+    with ``full_simplify``, its ``simplify``-ed forms."""
+    import sympy
+
     # an integer-valued rounded constant is that integer (1.0*x is x); 0 terms vanish
     expr = expr.xreplace({f: sympy.Integer(int(f)) for f in expr.atoms(sympy.Float) if float(f).is_integer()})
     best = expr
@@ -261,13 +281,20 @@ def display_expression(tokens: Sequence[int], constants: Sequence[float], interv
             continue
         if sympy.count_ops(cand) < sympy.count_ops(best):
             best = cand
-    def final_digits(v: float) -> int:  # a constant that survived simplification keeps its own digits
+    return best
+
+
+def _round_displayed(best: Any, digits: int, kept_digits: list[tuple[float, int]]) -> Any:
+    """The constants of the simplified ``best`` rounded: one that survived simplification to its own
+    digits, a new one (a combination) to the most digits shown; integer-valued ones made integers."""
+    import sympy
+
+    def final_digits(v: float) -> int:
         return next((d for c, d in kept_digits if abs(abs(v) - abs(c)) <= 1e-9 * abs(c)), digits)
 
     best = best.xreplace({f: sympy.Float(_round(float(f), final_digits(float(f))), final_digits(float(f)))
                           for f in best.atoms(sympy.Float)})
-    best = best.xreplace({f: sympy.Integer(int(f)) for f in best.atoms(sympy.Float) if float(f).is_integer()})
-    return best, sorted(dropped), intervals
+    return best.xreplace({f: sympy.Integer(int(f)) for f in best.atoms(sympy.Float) if float(f).is_integer()})
 
 
 def few_rows_warning(n: int, equation: str, n_constants: int) -> str | None:

@@ -1,9 +1,9 @@
 """Variation operators on postfix programs: random trees, mutations, crossover, folding.
 
 A program is a pair ``(tokens, constants)`` of equal-length Python lists (see
-:mod:`sciml_lab.symreg.expression`). These functions act on one program at a time
+:mod:`sciml_lab.symreg.vocabulary`). These functions act on one program at a time
 (cheap list surgery, tens of microseconds); the expensive part, evaluation, is
-batched over the population in :func:`~sciml_lab.symreg.expression.evaluate`.
+batched over the population in :func:`~sciml_lab.symreg.evaluation.evaluate`.
 
 References:
     Cranmer (2023), https://arxiv.org/abs/2305.01582 (mutation menu and weights);
@@ -13,11 +13,11 @@ References:
 from __future__ import annotations
 
 import math
-from typing import Mapping, Sequence
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
-from .expression import CONST, PAD, Vocabulary, depth, subtree_start
+from .vocabulary import CONST, PAD, Vocabulary, depth, subtree_start
 
 __all__ = ["Program", "Constraints", "random_program", "mutate", "crossover", "fold_constants", "MUTATIONS"]
 
@@ -144,70 +144,109 @@ def mutate(prog: Program, rng: np.random.Generator, vocab: Vocabulary, kind: str
     """
     tok, const = list(prog[0]), list(prog[1])
     kind = kind or str(rng.choice(list(MUTATIONS), p=np.array(list(MUTATIONS.values())) / sum(MUTATIONS.values())))
-    n = len(tok)
+    mutation = _MUTATORS.get(kind)
+    if mutation is None:
+        raise ValueError(f"kind: unknown mutation {kind!r}; expected one of {', '.join(MUTATIONS)}")
+    return mutation(tok, const, rng, vocab)
+
+
+def _pick(tok: list[int], rng: np.random.Generator, where: Callable[[int], bool]) -> int | None:
+    """A random position whose token satisfies ``where`` (None when there is none)."""
+    positions = [i for i, t in enumerate(tok) if where(t)]
+    return int(rng.choice(positions)) if positions else None
+
+
+def _perturb_constant(tok: list[int], const: list[float], rng: np.random.Generator, vocab: Vocabulary) -> Program:
+    i = _pick(tok, rng, lambda t: t == CONST)
+    if i is None:
+        return mutate((tok, const), rng, vocab, "leaf")
+    c = const[i]
+    const[i] = c * float(np.exp(rng.normal() * 0.5)) * (-1 if rng.random() < 0.1 else 1) + float(rng.normal() * 0.1)
+    return tok, const
+
+
+def _change_operator(tok: list[int], const: list[float], rng: np.random.Generator, vocab: Vocabulary) -> Program:
     ar = vocab.arity
-    if kind == "constant":
-        pos = [i for i, t in enumerate(tok) if t == CONST]
-        if not pos:
-            return mutate(prog, rng, vocab, "leaf")
-        i = int(rng.choice(pos))
-        c = const[i]
-        const[i] = c * float(np.exp(rng.normal() * 0.5)) * (-1 if rng.random() < 0.1 else 1) + float(rng.normal() * 0.1)
-        return tok, const
-    if kind == "operator":
-        ops = [i for i, t in enumerate(tok) if ar[t] > 0]
-        if not ops:
-            return mutate(prog, rng, vocab, "add")
-        i = int(rng.choice(ops))
-        same = vocab.unary_tokens if ar[tok[i]] == 1 else vocab.binary_tokens
-        if len(same) > 1:
-            tok[i] = int(rng.choice([s for s in same if s != tok[i]]))
-        return tok, const
-    if kind == "leaf":
-        leaves = [i for i, t in enumerate(tok) if ar[t] == 0]
-        i = int(rng.choice(leaves))
-        tok[i], const[i] = _leaf(rng, vocab, p_const=0.3)
-        return tok, const
-    if kind in ("add", "insert"):
-        end = n - 1 if kind == "add" and rng.random() < 0.5 else int(rng.integers(n))
-        s, e = _span((tok, const), end, vocab)
-        sub = (tok[s:e + 1], const[s:e + 1])
-        if len(vocab.unary_tokens) and rng.random() < 0.3:
-            new = (sub[0] + [int(rng.choice(vocab.unary_tokens))], sub[1] + [0.0])
+    i = _pick(tok, rng, lambda t: ar[t] > 0)
+    if i is None:
+        return mutate((tok, const), rng, vocab, "add")
+    same = vocab.unary_tokens if ar[tok[i]] == 1 else vocab.binary_tokens
+    if len(same) > 1:
+        tok[i] = int(rng.choice([s for s in same if s != tok[i]]))
+    return tok, const
+
+
+def _change_leaf(tok: list[int], const: list[float], rng: np.random.Generator, vocab: Vocabulary) -> Program:
+    leaves = [i for i, t in enumerate(tok) if vocab.arity[t] == 0]
+    i = int(rng.choice(leaves))
+    tok[i], const[i] = _leaf(rng, vocab, p_const=0.3)
+    return tok, const
+
+
+def _add_operator(tok: list[int], const: list[float], rng: np.random.Generator, vocab: Vocabulary) -> Program:
+    """Wrap the whole tree (half of the time) or a random subtree in a new operator."""
+    end = len(tok) - 1 if rng.random() < 0.5 else int(rng.integers(len(tok)))
+    return _wrap(tok, const, end, rng, vocab)
+
+
+def _insert_operator(tok: list[int], const: list[float], rng: np.random.Generator, vocab: Vocabulary) -> Program:
+    """Wrap a random subtree in a new operator."""
+    return _wrap(tok, const, int(rng.integers(len(tok))), rng, vocab)
+
+
+def _wrap(tok: list[int], const: list[float], end: int, rng: np.random.Generator, vocab: Vocabulary) -> Program:
+    """The subtree ending at ``end`` wrapped in a random unary operator, or in a binary one with a
+    random leaf on either side."""
+    s, e = _span((tok, const), end, vocab)
+    sub = (tok[s:e + 1], const[s:e + 1])
+    if len(vocab.unary_tokens) and rng.random() < 0.3:
+        new = (sub[0] + [int(rng.choice(vocab.unary_tokens))], sub[1] + [0.0])
+    else:
+        lt, lc = _leaf(rng, vocab, p_const=0.5)
+        op = int(rng.choice(vocab.binary_tokens))
+        if rng.random() < 0.5:
+            new = (sub[0] + [lt, op], sub[1] + [lc, 0.0])
         else:
-            lt, lc = _leaf(rng, vocab, p_const=0.5)
-            op = int(rng.choice(vocab.binary_tokens))
-            if rng.random() < 0.5:
-                new = (sub[0] + [lt, op], sub[1] + [lc, 0.0])
-            else:
-                new = ([lt] + sub[0] + [op], [lc] + sub[1] + [0.0])
-        return _splice((tok, const), s, e, new)
-    if kind == "delete":
-        ops = [i for i, t in enumerate(tok) if ar[t] > 0]
-        if not ops:
-            return mutate(prog, rng, vocab, "leaf")
-        i = int(rng.choice(ops))
-        s, e = _span((tok, const), i, vocab)
-        if ar[tok[i]] == 1:
-            keep = (tok[s:i], const[s:i])
-        else:
-            right_s = subtree_start(tok, i - 1, ar)
-            keep = (tok[s:right_s], const[s:right_s]) if rng.random() < 0.5 else (tok[right_s:i], const[right_s:i])
-        return _splice((tok, const), s, e, keep)
-    if kind == "subtree":
-        end = int(rng.integers(n))
-        s, e = _span((tok, const), end, vocab)
-        return _splice((tok, const), s, e, random_program(rng, vocab, max_depth=int(rng.integers(1, 4))))
-    if kind == "swap":
-        bins = [i for i, t in enumerate(tok) if ar[t] == 2]
-        if not bins:
-            return mutate(prog, rng, vocab, "add")
-        i = int(rng.choice(bins))
-        s = subtree_start(tok, i, ar)
-        m = subtree_start(tok, i - 1, ar)
-        new = (tok[m:i] + tok[s:m] + [tok[i]], const[m:i] + const[s:m] + [const[i]])
-        return _splice((tok, const), s, i, new)
-    raise ValueError(f"kind: unknown mutation {kind!r}; expected one of {', '.join(MUTATIONS)}")
+            new = ([lt] + sub[0] + [op], [lc] + sub[1] + [0.0])
+    return _splice((tok, const), s, e, new)
+
+
+def _delete_operator(tok: list[int], const: list[float], rng: np.random.Generator, vocab: Vocabulary) -> Program:
+    ar = vocab.arity
+    i = _pick(tok, rng, lambda t: ar[t] > 0)
+    if i is None:
+        return mutate((tok, const), rng, vocab, "leaf")
+    s, e = _span((tok, const), i, vocab)
+    if ar[tok[i]] == 1:
+        keep = (tok[s:i], const[s:i])
+    else:
+        right_s = subtree_start(tok, i - 1, ar)
+        keep = (tok[s:right_s], const[s:right_s]) if rng.random() < 0.5 else (tok[right_s:i], const[right_s:i])
+    return _splice((tok, const), s, e, keep)
+
+
+def _replace_subtree(tok: list[int], const: list[float], rng: np.random.Generator, vocab: Vocabulary) -> Program:
+    end = int(rng.integers(len(tok)))
+    s, e = _span((tok, const), end, vocab)
+    return _splice((tok, const), s, e, random_program(rng, vocab, max_depth=int(rng.integers(1, 4))))
+
+
+def _swap_operands(tok: list[int], const: list[float], rng: np.random.Generator, vocab: Vocabulary) -> Program:
+    ar = vocab.arity
+    i = _pick(tok, rng, lambda t: ar[t] == 2)
+    if i is None:
+        return mutate((tok, const), rng, vocab, "add")
+    s = subtree_start(tok, i, ar)
+    m = subtree_start(tok, i - 1, ar)
+    new = (tok[m:i] + tok[s:m] + [tok[i]], const[m:i] + const[s:m] + [const[i]])
+    return _splice((tok, const), s, i, new)
+
+
+#: the function of each mutation kind of :data:`MUTATIONS`: ``(tokens, constants, rng, vocab) -> program``
+#: (it may change the copies of the lists it is given)
+_MUTATORS = {"constant": _perturb_constant, "operator": _change_operator, "add": _add_operator,
+              "insert": _insert_operator, "delete": _delete_operator, "subtree": _replace_subtree,
+              "swap": _swap_operands, "leaf": _change_leaf}
 
 
 def crossover(a: Program, b: Program, rng: np.random.Generator, vocab: Vocabulary) -> tuple[Program, Program]:
