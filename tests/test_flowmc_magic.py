@@ -57,7 +57,7 @@ def test_every_flag_of_the_settings_is_an_option_checked_by_the_setting(shell):
 
     parser = commands()["flowmc"].parser()
     flags = {f.metadata["flag"]: f.name for f in dataclasses.fields(FlowMCSettings) if f.metadata.get("flag")}
-    assert {"--chains", "--loops", "--epochs", "--flow-hidden", "--kernel", "--seed"} <= set(flags)
+    assert {"--chains", "--loops", "--epochs", "--flow-hidden", "--kernel", "--seed", "--leapfrog"} <= set(flags)
     args = parser.parse_args(["--chains", "2e3", "--flow-hidden", "128,32", "--global-steps", "0"])
     defaults = FlowMCSettings()
     for flag, name in flags.items():
@@ -67,3 +67,7 @@ def test_every_flag_of_the_settings_is_an_option_checked_by_the_setting(shell):
         parser.parse_args(["--chains", "1"])
     with pytest.raises(UsageError, match=r"--kernel: expected one of 'mala', 'hmc', 'rw', 'auto', got 'nuts'"):
         parser.parse_args(["--kernel", "nuts"])
+    # --leapfrog was added by its one line in settings.py: parsed, checked, and in the engine's config
+    assert parser.parse_args(["--kernel", "hmc", "--leapfrog", "12"]).n_leapfrog == 12
+    with pytest.raises(UsageError, match=r"--leapfrog: expected an integer >= 1, got 0"):
+        parser.parse_args(["--leapfrog", "0"])

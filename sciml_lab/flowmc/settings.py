@@ -120,7 +120,7 @@ class FlowMCSettings(Settings):
     n_epochs: int = option(10, at_least(0), "flow epochs per training loop", flag="--epochs")
     kernel: str = option("mala", one_of(*KERNEL_CHOICES), "local kernel (default mala; auto: MALA or HMC "
                          "chosen in training)", flag="--kernel")
-    n_leapfrog: int = option(8, at_least(1), "leapfrog steps per HMC move")
+    n_leapfrog: int = option(8, at_least(1), "leapfrog steps per HMC move", flag="--leapfrog")
     target_acceptance: float | None = option(None, optional(number(0, 1, open_low=True)),
                                              "local acceptance the step size adapts to (default per kernel: "
                                              "0.574 MALA, 0.75 HMC, 0.3 random walk)")
