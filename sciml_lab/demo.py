@@ -17,7 +17,7 @@ import numpy as np
 import torch
 import xarray as xr
 
-from .kit import Badge, Budget, Chart, EngineBase, History, MonitorSpec, Settings, State, at_least, number, option
+from .kit import Badge, Budget, Chart, History, KitEngine, MonitorSpec, Settings, State, at_least, number, option
 from .runtime.registry import Kind
 
 __all__ = ["PiEngine", "PiSettings", "estimate_pi", "KIND"]
@@ -39,7 +39,7 @@ class PiState(State):
     inside: int = 0
 
 
-class PiEngine(EngineBase):
+class PiEngine(KitEngine):
     """Monte Carlo estimate of pi with a standard error (arguments: :class:`PiSettings`).
 
     Example:
@@ -49,7 +49,7 @@ class PiEngine(EngineBase):
         True
     """
 
-    kind, budget_words, device = "pi", ("steps",), "cpu"
+    kind, budget_words, device, settings_class = "pi", ("steps",), "cpu", PiSettings
     monitor = MonitorSpec(charts=(Chart("estimate of pi", ("estimate", "lower", "upper"), hlines=(math.pi,)),
                                   Chart("standard error vs |error|", ("stderr", "abs_error"), log_y=True)),
                           badges=(Badge("stderr", "stderr<0.001", ".2g"),), key="estimate")
@@ -75,18 +75,6 @@ class PiEngine(EngineBase):
         return {"estimate": est, "stderr": se, "lower": est - 1.96 * se, "upper": est + 1.96 * se,
                 "abs_error": abs(est - math.pi), "samples": n}
 
-    def done(self) -> bool:
-        return self.state.budget.done()
-
-    def progress(self) -> float:
-        return self.state.budget.progress()
-
-    def extend(self, steps: int) -> None:
-        self.state.budget.extend(steps, ended=self.done())
-
-    def default_extend(self) -> dict[str, int]:
-        return {"steps": self.budget}
-
     def snapshot(self) -> xr.DataTree:
         h = self.state.history
         estimate = xr.Dataset({"pi_hat": ((), h.last("estimate"), {"long_name": "estimate of pi"}),
@@ -95,20 +83,10 @@ class PiEngine(EngineBase):
         history = h.to_dataset(coord=np.arange(1, len(h) + 1)).set_coords("n_samples")
         return xr.DataTree.from_dict({"/estimate": estimate, "/history": history})
 
-    def state_dict(self) -> dict[str, Any]:
-        return self.state.state_dict()
-
-    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+    def upgrade(self, state: dict[str, Any]) -> dict[str, Any]:
         if "n_steps" in state:  # written before the kit: the budget was two numbers
-            state = {**state, "budget": {"total": state["budget"], "spent": state["n_steps"]}}
-        self.state.load_state_dict(state)
-
-    def config(self) -> dict[str, Any]:
-        return self.settings.config()
-
-    @classmethod
-    def from_config(cls, config: Mapping[str, Any], **objects: Any) -> "PiEngine":
-        return cls(**dataclasses.asdict(PiSettings.from_config(config)))
+            state["budget"] = {"total": state["budget"], "spent": state.pop("n_steps")}
+        return state
 
 
 def estimate_pi(samples_per_step: int = 100_000, steps: int = 100, seed: int = 0, delay: float = 0.0,

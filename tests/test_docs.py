@@ -12,6 +12,7 @@ MODULES = [
     "sciml_lab",
     "sciml_lab.demo",
     "sciml_lab.kit",
+    "sciml_lab.kit.base",
     "sciml_lab.kit.budget",
     "sciml_lab.kit.checks",
     "sciml_lab.kit.device",

@@ -17,6 +17,7 @@ Example:
     False
 """
 
+from .base import KitEngine
 from .budget import Budget
 from .checks import at_least, boolean, number, one_of, optional, pair, text, tuple_of
 from .device import resolve_device, resolve_dtype, restore_device
@@ -27,7 +28,7 @@ from .settings import Settings, magic_options, option
 from .state import State
 from .verdict import Verdict, criteria_verdict
 
-__all__ = ["Budget", "History", "Settings", "State", "option", "magic_options", "at_least", "boolean", "number",
+__all__ = ["KitEngine", "Budget", "History", "Settings", "State", "option", "magic_options", "at_least", "boolean", "number",
            "one_of", "optional", "pair", "text", "tuple_of", "resolve_device", "resolve_dtype", "restore_device",
            "Badge", "Chart", "Criterion", "Engine", "EngineBase", "MonitorSpec", "Phase", "badge_targets",
            "check_budget", "parse_criteria", "Verdict", "criteria_verdict"]
