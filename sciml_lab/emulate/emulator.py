@@ -51,7 +51,7 @@ class Emulator(CrossValidation, Persistence, nn.Module):
         options: model settings (GP: ``mean`` (``"linear"``, ``"constant"``,
             ``"zero"``), ``max_iter``, ``restarts``, ``max_fit_points``, ``polish_iter``,
             ``cv_folds`` (see :meth:`cv_folds`), ``shared_kernel`` (``"auto"``: the
-            PCA components share one kernel, :class:`~sciml_lab.emulate.gp.SharedGP`;
+            PCA components share one kernel, :class:`~sciml_lab.emulate.sharedgp.SharedGP`;
             ``False``: a GP of their own each); ensemble: ``n_members``,
             ``hidden``, ``steps`` (gradient steps of a fit: 1500 for the first,
             500 for a warm refit), ``lr``, ``batch_size``).

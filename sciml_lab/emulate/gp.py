@@ -4,9 +4,9 @@ Inputs are expected in the unit cube and outputs standardised (the :class:`Emula
 does both); several outputs are fitted as independent GPs in one batch, each with
 its own length scales, signal variance and noise (:class:`ExactGP`), or, for many
 outputs such as the principal components of a curve, as GPs that share one kernel
-(:class:`SharedGP`: one Cholesky factorisation for all of them). Float64 throughout: the Cholesky
-factor of a kernel matrix of a deterministic simulator is badly conditioned in
-float32.
+(:class:`~sciml_lab.emulate.sharedgp.SharedGP`: one Cholesky factorisation for all
+of them). Float64 throughout: the Cholesky factor of a kernel matrix of a
+deterministic simulator is badly conditioned in float32.
 
 References:
     | Gaussian Processes for Machine Learning (Rasmussen & Williams, MIT Press 2006),
