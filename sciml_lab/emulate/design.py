@@ -138,12 +138,8 @@ def select_batch(model: torch.nn.Module, x_train: torch.Tensor, cand: torch.Tens
     variance integrated over ``reference`` points (by default the candidates),
     ``sum_r cov(r, c)^2 / (var(c) + noise)``, so it favours points that inform a large
     part of the input space rather than corners where the variance is merely high.
-
-    For an :class:`~sciml_lab.emulate.gp.ExactGP` both condition on each pick before
-    choosing the next (rank-one update of the posterior covariance; exact, since the
-    variance does not depend on the values), so a batch is the exact greedy one. For
-    other models (the deep ensemble) only ``"variance"`` applies, and a minimum
-    distance between picks, half the typical spacing of the design, spreads them.
+    A GP's batch is the exact greedy one (:func:`_gp_batch`); other models (the deep
+    ensemble) take ``"variance"`` only, with picks spread apart (:func:`_spaced_batch`).
 
     Where the simulator fails in part of the box, ``success`` (the probability that a
     run at each candidate succeeds) multiplies each candidate's score (the expected
@@ -152,11 +148,6 @@ def select_batch(model: torch.nn.Module, x_train: torch.Tensor, cand: torch.Tens
     reduced). Candidates below an even chance of success are left out while any
     candidate has one: where the emulator has no data the variance can be orders of
     magnitude above the rest, more than a small probability can offset.
-
-    ``seen`` are points whose outcome the batch need not learn though the model was
-    not fitted on them: runs that failed (running beside them again teaches nothing)
-    and the batch's own space-filling points. The GP's variance is conditioned on
-    them as if they had been observed; for other models they count in the spacing.
 
     Arguments:
         model: the fitted model, called on unit-cube points, returning ``(mean, var)``.
@@ -167,7 +158,9 @@ def select_batch(model: torch.nn.Module, x_train: torch.Tensor, cand: torch.Tens
         reference: points ``(R, d)`` the variance is integrated over (``"ivr"``).
         success: probability of success per candidate ``(M,)`` (default: 1).
         reference_success: probability of success per reference point ``(R,)``.
-        seen: points ``(F, d)`` (unit cube) treated as already run.
+        seen: points ``(F, d)`` (unit cube) whose outcome the batch need not learn though
+            the model was not fitted on them (failed runs, the batch's own space-filling
+            points): a GP is conditioned on them, other models count them in the spacing.
 
     Example:
         >>> from sciml_lab.emulate.gp import ExactGP
@@ -178,6 +171,18 @@ def select_batch(model: torch.nn.Module, x_train: torch.Tensor, cand: torch.Tens
     """
     from .gp import ExactGP
 
+    model = _acquisition_model(model, acquisition)
+    size = min(int(size), len(cand))
+    with torch.no_grad():
+        if isinstance(model, ExactGP):
+            return _gp_batch(model, cand, size, acquisition, reference, success, reference_success, seen)
+        return _spaced_batch(model, x_train, cand, size, success, seen)
+
+
+def _acquisition_model(model: torch.nn.Module, acquisition: str) -> torch.nn.Module:
+    """``model`` checked against ``acquisition``, as the model that scores candidates."""
+    from .gp import ExactGP
+
     if acquisition not in ACQUISITIONS:
         raise ValueError(f"acquisition: expected one of {', '.join(ACQUISITIONS)}, got {acquisition!r}")
     if acquisition == "ivr" and not isinstance(model, ExactGP):
@@ -186,66 +191,91 @@ def select_batch(model: torch.nn.Module, x_train: torch.Tensor, cand: torch.Tens
         # outputs sharing one kernel: every variance is one correlation's times a scale,
         # so the one-output view picks the same batch at a fraction of the cost
         model = model.correlation_view()
-    size = min(int(size), len(cand))
+    return model
+
+
+def _gp_batch(model: torch.nn.Module, cand: torch.Tensor, size: int, acquisition: str,
+              reference: torch.Tensor | None, success: torch.Tensor | None,
+              reference_success: torch.Tensor | None, seen: torch.Tensor | None) -> np.ndarray:
+    """:func:`select_batch` for an :class:`~sciml_lab.emulate.gp.ExactGP`: it conditions on
+    each pick before choosing the next (rank-one update of the posterior covariance;
+    exact, since the variance does not depend on the values), so a batch is the exact
+    greedy one; the ``seen`` points are conditioned on as if they had been observed."""
     n_cand = len(cand)
+    cand = cand.to(model.x_train)
+    if seen is not None and len(seen):  # conditioned on first, never picked
+        cand = torch.cat([cand, seen.to(cand)])
+    fantasy = _Fantasy(model, cand)
+    if acquisition == "ivr":
+        cov_rc, weight = _ivr_start(model, fantasy, cand[:n_cand], reference, success, reference_success)
+    else:
+        scale = fantasy.var[:, :n_cand].max(1, keepdim=True).values.clamp_min(1e-30)
+
+    def condition_on(j: int) -> None:
+        u, root = fantasy.condition_on(j)
+        if acquisition == "ivr":
+            cov_rc.sub_((cov_rc[:, :, j] / root)[:, :, None] * u[:, None, :])  # (m, R) x (m, M)
+
+    for j in range(n_cand, len(cand)):
+        condition_on(j)
+    p_ok = None if success is None else success.to(cand)
     picks: list[int] = []
-    with torch.no_grad():
-        if isinstance(model, ExactGP):
-            cand = cand.to(model.x_train)
-            if seen is not None and len(seen):  # conditioned on first, never picked
-                cand = torch.cat([cand, seen.to(cand)])
-            fantasy = _Fantasy(model, cand)
-            if acquisition == "ivr":
-                ref = cand[:n_cand] if reference is None else reference.to(cand)
-                cov_rc = fantasy.cross(ref, fantasy.whiten(ref))  # (m, R, M)
-                # each output counts alike: weight by its current integrated variance
-                weight = 1.0 / model(ref)[1].mean(0).clamp_min(1e-30)[:, None]  # (m, 1)
-                if reference_success is not None or (reference is None and success is not None):
-                    ref_w = (success if reference is None else reference_success).to(cand)
-                    cov_rc = cov_rc * ref_w.sqrt()[None, :, None]  # gain sums ref_w * cov^2
-            else:
-                scale = fantasy.var[:, :n_cand].max(1, keepdim=True).values.clamp_min(1e-30)
-
-            def condition_on(j: int) -> None:
-                u, root = fantasy.condition_on(j)
-                if acquisition == "ivr":
-                    cov_rc.sub_((cov_rc[:, :, j] / root)[:, :, None] * u[:, None, :])  # (m, R) x (m, M)
-
-            for j in range(n_cand, len(cand)):
-                condition_on(j)
-            p_ok = None if success is None else success.to(cand)
-            for _ in range(size):
-                if acquisition == "ivr":
-                    gain = (cov_rc * cov_rc).sum(1) / (fantasy.var + fantasy.noise)  # (m, M)
-                    score = (weight * gain).sum(0)[:n_cand]
-                else:
-                    score = (fantasy.var / scale).sum(0)[:n_cand]
-                if p_ok is not None:
-                    score = score * p_ok
-                    if bool((p_ok >= MIN_SUCCESS).any()):
-                        score[p_ok < MIN_SUCCESS] = -np.inf
-                if picks:
-                    score[picks] = -np.inf
-                j = int(score.argmax())
-                picks.append(j)
-                condition_on(j)
+    for _ in range(size):
+        if acquisition == "ivr":
+            gain = (cov_rc * cov_rc).sum(1) / (fantasy.var + fantasy.noise)  # (m, M)
+            score = (weight * gain).sum(0)[:n_cand]
         else:
-            x_train = x_train.to(cand)
-            if seen is not None and len(seen):
-                x_train = torch.cat([x_train, seen.to(cand)])
-            _, var = model(cand.to(next(model.parameters())))
-            score = var.to(cand).sum(1).clone()
-            if success is not None:
-                score = score * success.to(score)
-            spacing = 0.5 * float(len(x_train) + size) ** (-1.0 / cand.shape[1])
-            chosen = torch.zeros(0, cand.shape[1], dtype=cand.dtype)
-            for _ in range(size):
-                s = score.clone()
-                s[_min_distance(cand, torch.cat([x_train, chosen])) < spacing] = -np.inf
-                if picks:
-                    s[picks] = -np.inf
-                j = int(s.argmax()) if bool(torch.isfinite(s).any()) else int(score.argmax())
-                picks.append(j)
-                chosen = torch.cat([chosen, cand[j:j + 1]])
-                score[j] = -np.inf
+            score = (fantasy.var / scale).sum(0)[:n_cand]
+        if p_ok is not None:
+            score = score * p_ok
+            if bool((p_ok >= MIN_SUCCESS).any()):
+                score[p_ok < MIN_SUCCESS] = -np.inf
+        if picks:
+            score[picks] = -np.inf
+        j = int(score.argmax())
+        picks.append(j)
+        condition_on(j)
+    return cand[picks].cpu().numpy()
+
+
+def _ivr_start(model: torch.nn.Module, fantasy: _Fantasy, cand: torch.Tensor, reference: torch.Tensor | None,
+               success: torch.Tensor | None, reference_success: torch.Tensor | None
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The posterior covariance ``(m, R, M)`` between the reference points and the
+    candidates ``cand``, weighted by the references' chance of success, and the weight
+    ``(m, 1)`` of each output in the integrated variance."""
+    ref = cand if reference is None else reference.to(cand)
+    cov_rc = fantasy.cross(ref, fantasy.whiten(ref))  # (m, R, M)
+    # each output counts alike: weight by its current integrated variance
+    weight = 1.0 / model(ref)[1].mean(0).clamp_min(1e-30)[:, None]  # (m, 1)
+    if reference_success is not None or (reference is None and success is not None):
+        ref_w = (success if reference is None else reference_success).to(cand)
+        cov_rc = cov_rc * ref_w.sqrt()[None, :, None]  # gain sums ref_w * cov^2
+    return cov_rc, weight
+
+
+def _spaced_batch(model: torch.nn.Module, x_train: torch.Tensor, cand: torch.Tensor, size: int,
+                  success: torch.Tensor | None, seen: torch.Tensor | None) -> np.ndarray:
+    """:func:`select_batch` for a model without a posterior covariance (the deep
+    ensemble): the highest variance, with a minimum distance between picks, half the
+    typical spacing of the design (``seen`` points count as run), to spread them."""
+    x_train = x_train.to(cand)
+    if seen is not None and len(seen):
+        x_train = torch.cat([x_train, seen.to(cand)])
+    _, var = model(cand.to(next(model.parameters())))
+    score = var.to(cand).sum(1).clone()
+    if success is not None:
+        score = score * success.to(score)
+    spacing = 0.5 * float(len(x_train) + size) ** (-1.0 / cand.shape[1])
+    chosen = torch.zeros(0, cand.shape[1], dtype=cand.dtype)
+    picks: list[int] = []
+    for _ in range(size):
+        s = score.clone()
+        s[_min_distance(cand, torch.cat([x_train, chosen])) < spacing] = -np.inf
+        if picks:
+            s[picks] = -np.inf
+        j = int(s.argmax()) if bool(torch.isfinite(s).any()) else int(score.argmax())
+        picks.append(j)
+        chosen = torch.cat([chosen, cand[j:j + 1]])
+        score[j] = -np.inf
     return cand[picks].cpu().numpy()

@@ -14,12 +14,6 @@ only), and :meth:`Emulator.load` reads them back with ``weights_only=True``.
 
 from __future__ import annotations
 
-import contextlib
-import copy
-import json
-import math
-import threading
-from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -27,210 +21,21 @@ import torch
 import xarray as xr
 from torch import nn
 
+from .crossval import CrossValidation
 from .ensemble import DeepEnsemble
-from .gp import ExactGP, SharedGP
+from .gp import ExactGP
+from .layout import OutputLayout, input_matrix
+from .metrics import calibrate_scale, nrmse_interval, validation_metrics
+from .persist import MODELS, Persistence
 from .reduce import AUTO_MIN_COLUMNS, DEFAULT_TOL, check_n_components, fit_pca
+from .sharedgp import SharedGP
+from .threads import small_problem_threads
 
 __all__ = ["Emulator", "OutputLayout", "validation_metrics", "calibrate_scale", "nrmse_interval",
            "small_problem_threads"]
 
-MODELS = {"gp": ExactGP, "ensemble": DeepEnsemble}
-_Z95 = 1.959963984540054
 
-
-class OutputLayout:
-    """How the simulator's outputs map to the columns of the output matrix.
-
-    A list of variables, each ``{"name", "dims", "shape", "coords"}``: a scalar
-    output has ``dims=[]``; a vector output one dim (e.g. ``time``) with optional
-    coordinate values.
-
-    Example:
-        >>> lay = OutputLayout([{"name": "y", "dims": [], "shape": []},
-        ...                     {"name": "x", "dims": ["t"], "shape": [3]}])
-        >>> lay.size, lay.labels()
-        (4, ['y', 'x[0]', 'x[1]', 'x[2]'])
-    """
-
-    def __init__(self, variables: Sequence[Mapping[str, Any]]):
-        self.variables = [{"name": str(v["name"]), "dims": list(v.get("dims", [])),
-                           "shape": [int(s) for s in v.get("shape", [])],
-                           "coords": {k: list(c) for k, c in (v.get("coords") or {}).items()}} for v in variables]
-
-    @property
-    def size(self) -> int:
-        return sum(int(np.prod(v["shape"])) if v["shape"] else 1 for v in self.variables)
-
-    def slices(self) -> list[slice]:
-        out, start = [], 0
-        for v in self.variables:
-            n = int(np.prod(v["shape"])) if v["shape"] else 1
-            out.append(slice(start, start + n))
-            start += n
-        return out
-
-    def labels(self) -> list[str]:
-        out = []
-        for v in self.variables:
-            if not v["shape"]:
-                out.append(v["name"])
-            else:
-                out.extend(f"{v['name']}[{i}]" for i in range(int(np.prod(v["shape"]))))
-        return out
-
-    def to_json(self) -> list[dict[str, Any]]:
-        return self.variables
-
-    def variables_of(self, flat: np.ndarray, lead: tuple[str, ...]) -> dict[str, tuple[tuple[str, ...], np.ndarray]]:
-        """Split a ``(*lead_shape, size)`` array into named variables with their dims."""
-        out = {}
-        for v, sl in zip(self.variables, self.slices()):
-            arr = flat[..., sl].reshape(*flat.shape[:-1], *v["shape"])
-            out[v["name"]] = (lead + tuple(v["dims"]), arr)
-        return out
-
-    def coords(self) -> dict[str, Any]:
-        out = {}
-        for v in self.variables:
-            for d, c in v["coords"].items():
-                out[d] = c
-        return out
-
-
-def calibrate_scale(z: np.ndarray) -> float:
-    """The factor on the predictive std that makes 95 % of ``|z|`` fall inside 1.96
-    (``z``: standardised validation residuals).
-
-    Example:
-        >>> round(calibrate_scale(np.random.default_rng(0).normal(size=20000) * 2.0), 1)
-        2.0
-    """
-    z = np.abs(np.asarray(z, dtype=float).ravel())
-    z = z[np.isfinite(z)]
-    if len(z) == 0:
-        return 1.0
-    return float(max(np.quantile(z, 0.95) / _Z95, 1e-3))
-
-
-def nrmse_interval(y: np.ndarray, mean: np.ndarray, level: float = 0.95, n_boot: int = 2000,
-                   seed: int = 0) -> tuple[float, float, float]:
-    """Normalised RMSE of predictions ``mean`` of ``y`` ``(n, m)`` and a bootstrap
-    interval over the runs (percentile, ``level``; the column standard deviations
-    that normalise it are held fixed).
-
-    With a few dozen runs one badly predicted run can move the error by a factor of
-    two from one budget to the next; the interval says how far such a move is noise.
-
-    Example:
-        >>> rng = np.random.default_rng(0); y = rng.normal(size=(400, 1))
-        >>> e, lo, hi = nrmse_interval(y, y + 0.1 * rng.normal(size=(400, 1)))
-        >>> bool(lo < e < hi), round(e, 2), bool(hi - lo < 0.03)
-        (True, 0.1, True)
-    """
-    y, mean = (np.asarray(a, dtype=float).reshape(len(y), -1) for a in (y, mean))
-    col_sd = y.std(0)
-    col_sd = np.where(col_sd > 0, col_sd, 1.0)
-    per_run = (((mean - y) / col_sd) ** 2).mean(1)  # (n,): squared error per run, averaged over columns
-    nrmse = float(np.sqrt(per_run.mean()))
-    if len(per_run) < 2 or not np.all(np.isfinite(per_run)):
-        return nrmse, math.nan, math.nan
-    idx = np.random.default_rng(seed).integers(len(per_run), size=(n_boot, len(per_run)))
-    boot = np.sqrt(per_run[idx].mean(1))
-    tail = 100 * (1 - level) / 2
-    return nrmse, float(np.percentile(boot, tail)), float(np.percentile(boot, 100 - tail))
-
-
-def validation_metrics(y: np.ndarray, mean: np.ndarray, std: np.ndarray, recalibrate: bool = True,
-                       band: tuple[float, float] = (0.90, 0.98)) -> dict[str, float]:
-    """Normalised RMSE, 95 % coverage and Gaussian NLL of validation predictions.
-
-    ``nrmse`` is the RMSE of each output column divided by that column's standard
-    deviation, then the root mean square over columns; ``nrmse_low`` and
-    ``nrmse_high`` bound its 95 % bootstrap interval over the runs
-    (:func:`nrmse_interval`). ``nll`` is per value in
-    units of the column's standard deviation (so it compares across problems).
-    When the raw coverage is outside ``band`` and ``recalibrate`` is on, a scale on
-    the std is fitted by :func:`calibrate_scale`; the reported ``coverage`` and
-    ``nll`` are then cross-fitted (the scale fitted on half of the points is
-    scored on the other half), not scored on the points that set it.
-
-    Example:
-        >>> rng = np.random.default_rng(0); y = rng.normal(size=(400, 1))
-        >>> m = validation_metrics(y, np.zeros_like(y), np.full_like(y, 0.5))
-        >>> m["raw_coverage"] < 0.9, 0.9 < m["coverage"] < 0.99, round(m["scale"])
-        (True, True, 2)
-    """
-    y, mean, std = (np.asarray(a, dtype=float).reshape(len(y), -1) for a in (y, mean, std))
-    col_sd = y.std(0)
-    col_sd = np.where(col_sd > 0, col_sd, 1.0)
-    nrmse, nrmse_low, nrmse_high = nrmse_interval(y, mean)
-    std = np.maximum(std, 1e-12 * col_sd)
-    z = (y - mean) / std
-    raw_cov = float(np.mean(np.abs(z) < _Z95))
-
-    def nll_of(zz: np.ndarray, ss: np.ndarray) -> float:
-        return float(np.mean(0.5 * zz ** 2 + np.log(ss / col_sd) + 0.5 * math.log(2 * math.pi)))
-
-    scale, cov, nll = 1.0, raw_cov, nll_of(z, std)
-    if recalibrate and not band[0] <= raw_cov <= band[1] and len(y) >= 4:
-        scale = calibrate_scale(z)
-        halves = (np.arange(len(y)) % 2 == 0, np.arange(len(y)) % 2 == 1)
-        covs, nlls = [], []
-        for fit_on, score_on in (halves, halves[::-1]):
-            s = calibrate_scale(z[fit_on])
-            zs = z[score_on] / s
-            covs.append(np.abs(zs) < _Z95)
-            nlls.append(0.5 * zs ** 2 + np.log(std[score_on] * s / col_sd) + 0.5 * math.log(2 * math.pi))
-        cov = float(np.mean(np.concatenate([c.ravel() for c in covs])))
-        nll = float(np.mean(np.concatenate([c.ravel() for c in nlls])))
-    return {"nrmse": nrmse, "nrmse_low": nrmse_low, "nrmse_high": nrmse_high, "coverage": cov, "nll": nll,
-            "raw_coverage": raw_cov, "scale": scale}
-
-
-_THREADS_LOCK = threading.Lock()
-
-
-@contextlib.contextmanager
-def small_problem_threads(n: int, limit: int = 512):
-    """One intra-op thread while fitting on at most ``limit`` points.
-
-    The kernel matrices of a small design are tiny; torch's thread pool then costs
-    far more than it saves (measured: a 60-point GP fit takes 0.4 s on one thread,
-    4 s on two busy cores, 18 s when the cores are shared with other work). The
-    setting is process-wide, so it is restored right after the fit.
-    """
-    if n > limit or torch.get_num_threads() == 1:
-        yield
-        return
-    with _THREADS_LOCK:
-        before = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
-            yield
-        finally:
-            torch.set_num_threads(before)
-
-
-def _input_matrix(x: Any, inputs: Sequence[str]) -> np.ndarray:
-    """Accept arrays ``(n, d)``, dicts / DataFrames / Datasets with one entry per input."""
-    if isinstance(x, (xr.Dataset, dict)) or hasattr(x, "columns"):
-        missing = [k for k in inputs if k not in x]
-        if missing:
-            raise ValueError(f"X: missing inputs {missing}; expected {list(inputs)}")
-        cols = [np.asarray(x[k], dtype=float).reshape(-1) for k in inputs]
-        return np.stack(cols, axis=1)
-    arr = np.asarray(x.detach().cpu() if torch.is_tensor(x) else x, dtype=float)
-    if arr.ndim == 1 and len(inputs) == 1:
-        arr = arr[:, None]
-    if arr.ndim == 1 and len(arr) == len(inputs):
-        arr = arr[None, :]
-    if arr.ndim != 2 or arr.shape[1] != len(inputs):
-        raise ValueError(f"X: expected an array of shape (n, {len(inputs)}) for inputs {list(inputs)}, "
-                         f"got shape {arr.shape}")
-    return arr
-
-
-class Emulator(nn.Module):
+class Emulator(CrossValidation, Persistence, nn.Module):
     """A fitted surrogate of a simulator, with predictive uncertainty.
 
     Arguments:
@@ -246,7 +51,7 @@ class Emulator(nn.Module):
         options: model settings (GP: ``mean`` (``"linear"``, ``"constant"``,
             ``"zero"``), ``max_iter``, ``restarts``, ``max_fit_points``, ``polish_iter``,
             ``cv_folds`` (see :meth:`cv_folds`), ``shared_kernel`` (``"auto"``: the
-            PCA components share one kernel, :class:`~sciml_lab.emulate.gp.SharedGP`;
+            PCA components share one kernel, :class:`~sciml_lab.emulate.sharedgp.SharedGP`;
             ``False``: a GP of their own each); ensemble: ``n_members``,
             ``hidden``, ``steps`` (gradient steps of a fit: 1500 for the first,
             500 for a warm refit), ``lr``, ``batch_size``).
@@ -327,7 +132,7 @@ class Emulator(nn.Module):
             >>> abs(float(emu.fit(x, np.log(x)).predict(np.array([[1.0]]))["mean"][0])) < 0.05
             True
         """
-        xt = torch.as_tensor(_input_matrix(x, self.inputs), dtype=torch.float64)
+        xt = torch.as_tensor(input_matrix(x, self.inputs), dtype=torch.float64)
         yt = torch.as_tensor(np.asarray(y, dtype=float).reshape(len(xt), -1), dtype=torch.float64)
         if yt.shape[1] != self.layout.size:
             raise ValueError(f"y: expected {self.layout.size} output columns, got {yt.shape[1]}")
@@ -478,7 +283,7 @@ class Emulator(nn.Module):
             >>> sorted(emu.predict(np.array([[0.2], [0.7]])).data_vars)
             ['mean', 'std']
         """
-        xm = _input_matrix(x, self.inputs)
+        xm = input_matrix(x, self.inputs)
         mean, std = self.predict_unit(self.to_unit(torch.as_tensor(xm, dtype=torch.float64)))
         mean, std = mean.numpy(), std.numpy()
         coords: dict[str, Any] = {k: ("point", xm[:, i]) for i, k in enumerate(self.inputs)}
@@ -496,176 +301,6 @@ class Emulator(nn.Module):
         ds.attrs["calibration_scale"] = float(self.scale)
         return ds
 
-    # ------------------------------------------------------------------ validation
-    def validate(self, x_val: Any = None, y_val: Any = None, recalibrate: bool = True) -> dict[str, float]:
-        """Validation metrics (see :func:`validation_metrics`) on held-out data, or,
-        for a GP without held-out data, by cross-validation: NRMSE by exact
-        leave-one-out; coverage, NLL and the calibration scale by exact leave-one-out
-        too, or, for small designs, by k-fold with the hyper-parameters refitted per
-        fold (see :meth:`cv_folds`).
-        Sets the emulator's calibration scale.
-
-        Example:
-            >>> x = np.random.default_rng(1).uniform(size=(30, 1))
-            >>> emu = Emulator(["a"], {"a": (0, 1)}).fit(x, np.sin(4 * x))
-            >>> emu.validate()["nrmse"] < 0.05
-            True
-        """
-        if x_val is None:
-            if self.model_kind != "gp":
-                raise ValueError("x_val: the ensemble has no leave-one-out shortcut; pass held-out data")
-            folds = self.cv_folds(len(self._train_y))
-
-            def decoded(latent):
-                return self._decode(*(t.to(torch.float64).cpu() for t in latent))
-
-            # LOO variances are those of a noisy observation: the right comparison, since
-            # the fitted noise is the part of the data the kernel could not explain
-            mean, var = decoded(self.model.loo())
-            loo_mean = mean
-            if folds:
-                mean, var = decoded(self._kfold(folds))
-            self.validation_method = (
-                f"NRMSE: exact leave-one-out; coverage, NLL and calibration: {folds}-fold cross-validation "
-                "with the hyper-parameters refitted per fold" if folds else "exact leave-one-out cross-validation")
-            y = self._train_y
-        else:
-            xm = _input_matrix(x_val, self.inputs)
-            y = torch.as_tensor(np.asarray(y_val, dtype=float).reshape(len(xm), -1))
-            with torch.no_grad():
-                mean, var = self._decode(*self._latent(self.to_unit(torch.as_tensor(xm))))
-        std = var.clamp_min(0).sqrt().detach().numpy()
-        m = validation_metrics(y.numpy(), mean.detach().numpy(), std, recalibrate=recalibrate)
-        if x_val is None and folds:
-            # the error curve stays one estimator at every budget (no jump where the folds
-            # stop at 100 runs): k-fold leaves 20 % holes in a space-filling design and
-            # reads several times more pessimistic than LOO, which is itself pessimistic
-            # against fresh points (measured: 0.017 / 0.012 / 0.003 at 30 runs)
-            m["nrmse"], m["nrmse_low"], m["nrmse_high"] = nrmse_interval(y.numpy(), loo_mean.detach().numpy())
-        self.scale = m["scale"]
-        # the validation predictions themselves (calibrated), for parity and coverage views
-        self.last_validation = (mean.detach().numpy(), std * self.scale)
-        return m
-
-    def cv_folds(self, n: int) -> int:
-        """Folds of the GP's cross-validation for ``n`` runs; 0 means exact leave-one-out.
-
-        Option ``cv_folds``: ``"auto"`` (default) is 5 folds up to 100 runs, else LOO.
-        Exact LOO keeps the hyper-parameters fitted on all runs, including the one left
-        out; with few runs they are poorly determined and adapted to those very runs,
-        and LOO then promises more than fresh points deliver (measured at 50 runs:
-        LOO coverage 0.98-1.00 where fresh points get 0.74-0.80 on the piston and
-        wing functions). Refitting per fold puts that error into the residuals, at the
-        price of ``folds`` small fits.
-
-        Example:
-            >>> emu = Emulator(["a"], {"a": (0, 1)})
-            >>> emu.cv_folds(40), emu.cv_folds(400), Emulator(["a"], {"a": (0, 1)}, cv_folds=0).cv_folds(40)
-            (5, 0, 0)
-        """
-        opt = self.options.get("cv_folds", "auto")
-        if opt == "auto":
-            return 5 if 10 <= n <= 100 else 0
-        if isinstance(opt, bool) or not isinstance(opt, int) or opt == 1 or opt < 0:
-            raise ValueError(f"cv_folds: expected 'auto', 0 (leave-one-out) or an integer >= 2, got {opt!r}")
-        return min(int(opt), n) if opt else 0
-
-    def _kfold(self, folds: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Latent predictions ``(n, m)`` of each run from a GP refitted without its fold
-        (runs dealt to folds in turn), warm-started from the full fit."""
-        gp = self.model
-        x, y = gp.x_train, gp.y_train
-        fold = torch.arange(len(x), device=x.device) % folds
-        mean, var = torch.empty_like(y), torch.empty_like(y)
-        for k in range(folds):
-            held = fold == k
-            part = copy.deepcopy(gp)
-            with small_problem_threads(len(x) if self.device.type == "cpu" else 10 ** 9):
-                # warm start only: restarts per fold (3, as the full fit) gave the same
-                # calibration on all five bench functions at 50 runs, at 4x the cost
-                self._fit_gp(part, x[~held], y[~held], torch.Generator().manual_seed(k), restarts=0)
-                with torch.no_grad():
-                    m, v = part(x[held])
-            mean[held], var[held] = m, v + part.noise()
-        return mean, var
-
-    # ------------------------------------------------------------------ save / load
-    def config(self) -> dict[str, Any]:
-        """JSON-able description (everything but the tensors)."""
-        return {
-            "format": "sciml_lab.emulate/1", "inputs": self.inputs, "bounds": {k: list(v) for k, v in self.bounds.items()},
-            "log_inputs": self.log_inputs, "layout": self.layout.to_json(), "model": self.model_kind,
-            "n_components": self.n_components, "options": _jsonable(self.options), "scale": float(self.scale),
-            "model_config": self.model.extra_state() if self.model is not None else None,
-        }
-
-    def tensors(self) -> dict[str, torch.Tensor]:
-        """All tensors (buffers and the model's parameters), on the CPU."""
-        out = {k: v.detach().cpu() for k, v in self.named_buffers() if not k.startswith("model.")}
-        out["latent_sd"] = self._latent_sd.detach().cpu()
-        if self.model is not None:
-            for k, v in self.model.state_dict().items():
-                out[f"model.{k}"] = v.detach().cpu()
-        return out
-
-    @classmethod
-    def from_parts(cls, config: Mapping[str, Any], tensors: Mapping[str, torch.Tensor],
-                   device: "str | torch.device" = "cpu") -> "Emulator":
-        """Rebuild from :meth:`config` and :meth:`tensors`."""
-        emu = cls(config["inputs"], config["bounds"], config.get("log_inputs", ()), config["layout"], config["model"],
-                  config.get("n_components"), device=device, **config.get("options", {}))
-        for k in ("y_mean", "y_std", "basis", "resid_var"):
-            setattr(emu, k, tensors[k].to(torch.float64))
-        emu._latent_sd_value = tensors["latent_sd"].to(torch.float64)
-        emu.scale = float(config.get("scale", 1.0))
-        if config.get("model_config") is not None:
-            model_tensors = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
-            cls = SharedGP if config["model_config"].get("kernel") == "shared" else MODELS[config["model"]]
-            emu.model = cls.from_state(config["model_config"], model_tensors).to(emu.device)
-        return emu
-
-    def save(self, path: "str | Path") -> Path:
-        """Write ``config.json`` and ``weights.pt`` (tensors only) into the folder ``path``.
-
-        Example:
-            >>> import tempfile
-            >>> emu = Emulator(["a"], {"a": (0, 1)}).fit(np.linspace(0, 1, 8)[:, None], np.linspace(0, 1, 8))
-            >>> p = emu.save(tempfile.mkdtemp() + "/emu")
-            >>> sorted(f.name for f in p.iterdir())
-            ['config.json', 'weights.pt']
-        """
-        p = Path(path)
-        p.mkdir(parents=True, exist_ok=True)
-        (p / "config.json").write_text(json.dumps(self.config(), indent=1))
-        torch.save(self.tensors(), p / "weights.pt")
-        return p
-
-    @classmethod
-    def load(cls, path: "str | Path", device: "str | torch.device" = "cpu") -> "Emulator":
-        """Read an emulator saved by :meth:`save` (nothing is unpickled).
-
-        Example:
-            >>> import tempfile
-            >>> emu = Emulator(["a"], {"a": (0, 1)}).fit(np.linspace(0, 1, 8)[:, None], np.linspace(0, 1, 8))
-            >>> Emulator.load(emu.save(tempfile.mkdtemp())).inputs
-            ['a']
-        """
-        p = Path(path)
-        if not (p / "config.json").exists() or not (p / "weights.pt").exists():
-            raise FileNotFoundError(f"path: {str(path)!r} has no config.json and weights.pt (an Emulator.save folder)")
-        config = json.loads((p / "config.json").read_text())
-        tensors = torch.load(p / "weights.pt", weights_only=True, map_location="cpu")
-        return cls.from_parts(config, tensors, device=device)
 
     def extra_repr(self) -> str:
         return f"inputs={self.inputs}, outputs={self.layout.labels()[:6]}, model={self.model_kind!r}"
-
-
-def _jsonable(obj: Any) -> Any:
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, (np.integer, np.floating)):
-        return obj.item()
-    return obj

@@ -118,39 +118,47 @@ def sobol_indices(predict: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
     pts = np.concatenate([a, b, ab.reshape(-1, dim)])
     mean, std = predict(pts)
     mean, std = np.asarray(mean, float).reshape(len(pts), -1), np.asarray(std, float).reshape(len(pts), -1)
-
-    def split(f: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        return split_k(f, n, dim)
-
-    s1, st = _indices(*split(mean))
+    s1, st = _indices(*split_k(mean, n, dim))
     rng = np.random.default_rng(seed)
-    fa, fb, fab = split(mean)
-    boot1, boott = _bootstrap(fa, fb, fab, n_boot, rng)
+    boot1, boott = _bootstrap(*split_k(mean, n, dim), n_boot, rng)
     # the emulator's part: the spread of the indices over the emulator's draws
     draw1: list[np.ndarray] = []
     drawt: list[np.ndarray] = []
     if sample is not None:
         k = min(n, int(n_joint) if n_joint else max(64, 2048 // (dim + 2)))
-        pts_j = np.concatenate([a[:k], b[:k], ab[:, :k].reshape(-1, dim)])
-        paths = np.asarray(sample(pts_j), dtype=float).reshape(-1, len(pts_j), mean.shape[1])
-        s_paths = len(paths)  # all sample functions at once: (S, k, m) and (d, S, k, m)
-        fab_j = paths[:, 2 * k:].reshape(s_paths, dim, k, -1).swapaxes(0, 1)
-        i1, it = (a.T for a in _indices(paths[:, :k], paths[:, k:2 * k], fab_j))
-        # deviations from the mean over sample functions: the same Saltelli rows for
-        # every path, so the spread is the emulator's, not the Monte Carlo's
-        draw1, drawt = list(i1 - i1.mean(0)), list(it - it.mean(0))
+        draw1, drawt = _joint_spread(sample, a[:k], b[:k], ab[:, :k], mean.shape[1])
     elif n_draws and np.any(std > 0):
         for _ in range(n_draws):
-            d1, dt = _indices(*split(mean + std * rng.standard_normal(mean.shape)))
+            d1, dt = _indices(*split_k(mean + std * rng.standard_normal(mean.shape), n, dim))
             draw1.append(d1 - s1)
             drawt.append(dt - st)
     out = {"first_order": s1, "total": st}
     for name, est, boot, draws in (("first_order", s1, boot1, draw1), ("total", st, boott, drawt)):
-        lo, hi = np.quantile(boot, [0.025, 0.975], axis=0)
-        if draws:
-            # combine the two error sources in quadrature around the estimate
-            emu_sd = np.sqrt(np.mean(np.square(draws), axis=0))
-            lo = est - np.sqrt((est - lo) ** 2 + (1.96 * emu_sd) ** 2)
-            hi = est + np.sqrt((hi - est) ** 2 + (1.96 * emu_sd) ** 2)
-        out[f"{name}_low"], out[f"{name}_high"] = lo, hi
+        out[f"{name}_low"], out[f"{name}_high"] = _interval(est, boot, draws)
     return out
+
+
+def _joint_spread(sample: Callable[[np.ndarray], np.ndarray], a: np.ndarray, b: np.ndarray, ab: np.ndarray,
+                  m: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Deviations of the first-order and total indices from their mean over the joint
+    posterior draws of ``sample`` on the Saltelli rows ``a``, ``b``, ``ab`` ``(d, k, dim)``;
+    a list of ``(d,)`` per draw each. The same rows for every path, so the spread is the
+    emulator's, not the Monte Carlo's."""
+    dim, k = ab.shape[0], len(a)
+    pts_j = np.concatenate([a, b, ab.reshape(-1, dim)])
+    paths = np.asarray(sample(pts_j), dtype=float).reshape(-1, len(pts_j), m)
+    s_paths = len(paths)  # all sample functions at once: (S, k, m) and (d, S, k, m)
+    fab_j = paths[:, 2 * k:].reshape(s_paths, dim, k, -1).swapaxes(0, 1)
+    i1, it = (x.T for x in _indices(paths[:, :k], paths[:, k:2 * k], fab_j))
+    return list(i1 - i1.mean(0)), list(it - it.mean(0))
+
+
+def _interval(est: np.ndarray, boot: np.ndarray, draws: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """The 95 % bounds of the estimate ``est``: the bootstrap percentile interval, widened
+    by the emulator's spread ``draws`` (the two error sources combined in quadrature)."""
+    lo, hi = np.quantile(boot, [0.025, 0.975], axis=0)
+    if draws:
+        emu_sd = np.sqrt(np.mean(np.square(draws), axis=0))
+        lo = est - np.sqrt((est - lo) ** 2 + (1.96 * emu_sd) ** 2)
+        hi = est + np.sqrt((hi - est) ** 2 + (1.96 * emu_sd) ** 2)
+    return lo, hi
