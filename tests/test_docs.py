@@ -17,6 +17,7 @@ MODULES = [
     "sciml_lab.kit.checks",
     "sciml_lab.kit.device",
     "sciml_lab.kit.history",
+    "sciml_lab.kit.parts",
     "sciml_lab.kit.settings",
     "sciml_lab.kit.state",
     "sciml_lab.kit.protocol",

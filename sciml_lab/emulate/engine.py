@@ -28,46 +28,19 @@ import numpy as np
 import xarray as xr
 
 from ..kit.budget import Budget
+from ..kit.parts import Of
 from ..kit.device import restore_device
 from ..kit.protocol import EngineBase, parse_criteria
 from .batches import Design, InFlight
 from .emulator import Emulator, OutputLayout
 from .feasibility import SuccessClassifier
 from .results import Results
-from .runs import Box, Runs, data_settings, table_from_data
+from .runs import Box, Runs, data_settings, table_from_data, upgrade_checkpoint
 from .settings import METRICS, EmulateSettings, monitor_spec, parse_bounds_spec
 from .simulator import Simulator
 from .validation import Fit, choose_model
 
 __all__ = ["EmulateEngine", "METRICS", "parse_bounds_spec", "table_from_data"]
-
-
-class _Of:
-    """An engine attribute that is one of its parts' (``eng.X`` is ``eng.runs.X``)."""
-
-    def __init__(self, part: str, name: str | None = None):
-        self.part, self.name = part, name
-
-    def __set_name__(self, owner: type, name: str) -> None:
-        self.name = self.name or name
-
-    def __get__(self, obj: Any, owner: type | None = None) -> Any:
-        return self if obj is None else getattr(getattr(obj, self.part), self.name)
-
-    def __set__(self, obj: Any, value: Any) -> None:
-        setattr(getattr(obj, self.part), self.name, value)
-
-
-def _upgrade(state: Mapping[str, Any]) -> dict[str, Any]:
-    """A checkpoint of the first layout (a bare run budget and ``until_floor``, positional
-    validation rows) in the current one."""
-    state = dict(state)
-    if not isinstance(state.get("budget"), Mapping):
-        state["budget"] = {"total": int(state["budget"]), "spent": len(state["X"]),
-                           "floor": int(state.pop("until_floor", 0))}
-    if "validation_rows" in state:
-        state["validation"] = state.pop("validation_rows")
-    return state
 
 
 class EmulateEngine(EngineBase):
@@ -93,12 +66,12 @@ class EmulateEngine(EngineBase):
     budget_words = ("budget",)
     monitor = monitor_spec(None)
 
-    X, U, Y, status, batch_of, attempts, errors, layout = (_Of("runs") for _ in range(8))
-    n_runs, n_failed = _Of("runs", "n"), _Of("runs", "n_failed")
-    bounds, log_inputs, inputs = _Of("box"), _Of("box"), _Of("box")
-    n_initial, batch_size, seed, device = _Of("settings"), _Of("settings"), _Of("settings"), _Of("settings")
-    emulator, metrics, model, wall = _Of("fit"), _Of("fit"), _Of("fit"), _Of("fit")
-    pending = _Of("in_flight")
+    X, U, Y, status, batch_of, attempts, errors, layout = (Of("runs") for _ in range(8))
+    n_runs, n_failed = Of("runs", "n"), Of("runs", "n_failed")
+    bounds, log_inputs, inputs = Of("box"), Of("box"), Of("box")
+    n_initial, batch_size, seed, device = Of("settings"), Of("settings"), Of("settings"), Of("settings")
+    emulator, metrics, model, wall = Of("fit"), Of("fit"), Of("fit"), Of("fit")
+    pending = Of("in_flight")
 
     def __init__(self, simulator: Callable | None = None, bounds: Mapping[str, Any] | None = None, *,
                  data: Any = None, **options: Any):
@@ -307,7 +280,7 @@ class EmulateEngine(EngineBase):
                 "budget": self.quota.state_dict()}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        """Restore a checkpoint of :meth:`state_dict` (or of the first layout, see ``_upgrade``).
+        """Restore a checkpoint of :meth:`state_dict` (or of the first layout, see :func:`~sciml_lab.emulate.runs.upgrade_checkpoint`).
 
         Example:
             >>> data = (np.linspace(0, 1, 6), np.linspace(0, 1, 6) ** 2)
@@ -316,7 +289,7 @@ class EmulateEngine(EngineBase):
             >>> again.done(), again.metrics == eng.metrics
             (True, True)
         """
-        state = _upgrade(state)
+        state = upgrade_checkpoint(state)
         self.runs.load_state_dict(state)
         self.design.load_state_dict(state)
         self.fit.load(state, self.settings, self.runs)

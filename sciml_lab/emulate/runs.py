@@ -30,7 +30,7 @@ from .emulator import OutputLayout
 from .feasibility import SuccessClassifier
 from .settings import RESERVED, EmulateSettings
 
-__all__ = ["Box", "Runs", "data_settings", "table_from_data"]
+__all__ = ["Box", "Runs", "data_settings", "table_from_data", "upgrade_checkpoint"]
 
 
 class Box:
@@ -242,3 +242,15 @@ def _table_from_arrays(data: tuple, inputs: Sequence[str] | None, outputs: Seque
         raise ValueError(f"inputs/outputs: {len(names)} input and {len(outs)} output names for arrays with "
                          f"{x.shape[1]} and {y.shape[1]} columns")
     return x, y, names, [{"name": o} for o in outs]
+
+
+def upgrade_checkpoint(state: Mapping[str, Any]) -> dict[str, Any]:
+    """A checkpoint of the first layout (a bare run budget and ``until_floor``, positional
+    validation rows) in the current one."""
+    state = dict(state)
+    if not isinstance(state.get("budget"), Mapping):
+        state["budget"] = {"total": int(state["budget"]), "spent": len(state["X"]),
+                           "floor": int(state.pop("until_floor", 0))}
+    if "validation_rows" in state:
+        state["validation"] = state.pop("validation_rows")
+    return state
