@@ -55,14 +55,15 @@ def flowmc_sim(p: Problem, calls: list[int], seed: int = 0) -> list[dict]:
     sim = Counted(p)
     obs = np.asarray(p.observed)
 
-    def log_prob(x: np.ndarray) -> np.ndarray:
+    def log_prob(theta: dict) -> np.ndarray:
+        x = np.stack([np.asarray(theta[k], dtype=float) for k in p.names], -1)
         out = np.empty(len(x))
-        for i, row in enumerate(np.asarray(x, dtype=float)):
+        for i, row in enumerate(x):
             y = sim(**dict(zip(p.names, row)))
             out[i] = -0.5 * float((((y - obs) / p.noise) ** 2).sum())
         return out
 
-    eng = FlowMCEngine(log_prob, dim=len(p.names), bounds={i: p.bounds[k] for i, k in enumerate(p.names)},
+    eng = FlowMCEngine(log_prob, params=list(p.names), bounds={k: p.bounds[k] for k in p.names},
                        n_chains=16, n_training_loops=6, n_loops=10 ** 6, n_local_steps=20, n_global_steps=20,
                        n_epochs=10, device="cpu", seed=seed)
     rows, exact = [], reference_draws(p)
@@ -72,7 +73,7 @@ def flowmc_sim(p: Problem, calls: list[int], seed: int = 0) -> list[dict]:
         if eng.production_loops == 0:
             rows.append({"method": "flowmc_sim", "calls": sim.calls, "c2st": float("nan"), "note": "training"})
             continue
-        rows.append({"method": "flowmc_sim", "calls": sim.calls, **summary(_draws(eng, range(len(p.names))), exact)})
+        rows.append({"method": "flowmc_sim", "calls": sim.calls, **summary(_draws(eng, p.names), exact)})
         print(json.dumps(rows[-1]), flush=True)
     return rows
 
