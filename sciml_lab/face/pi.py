@@ -6,17 +6,17 @@ Imported by ``%load_ext sciml_lab`` through the demo's kind (``Kind.magic``).
 from __future__ import annotations
 
 from ..demo import KIND, PiSettings, estimate_pi
-from .commands import add_launch_options, finish_launch, launch_kwargs, register_command, add_settings_options
+from .commands import add_launch_options, add_settings_options, finish_launch, launch_kwargs, register_command, \
+    settings_kwargs
 
 
 def _configure(p) -> None:
-    add_settings_options(p, PiSettings)
+    p.set_defaults(settings=add_settings_options(p, PiSettings))
     add_launch_options(p)
 
 
 def _run(args, cell, shell):
-    job = estimate_pi(samples_per_step=args.samples_per_step, steps=args.steps, seed=args.seed, delay=args.delay,
-                      **launch_kwargs(args))
+    job = estimate_pi(**settings_kwargs(args, args.settings), **launch_kwargs(args))
     return finish_launch(job, args, shell)
 
 

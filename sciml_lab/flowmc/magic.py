@@ -26,8 +26,7 @@ from typing import Any
 from IPython.core.error import UsageError
 
 from ..face.commands import add_launch_options, add_settings_options, finish_launch, launch_kwargs, raised_in_user_code, \
-    register_command, resolve_object
-from ..kit.settings import magic_options
+    register_command, resolve_object, settings_kwargs
 from .settings import FlowMCSettings
 
 __all__ = ["parse_bounds", "parse_params"]
@@ -87,10 +86,6 @@ def parse_bounds(text: str) -> dict[str, tuple[float | None, float | None]]:
     return out
 
 
-#: the settings the magic sets (one option each, from FlowMCSettings' flags)
-_SETTINGS = tuple(f.name for _, f in magic_options(FlowMCSettings))
-
-
 def _configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("func", nargs="?", default=None,
                    help="log-density function in the notebook (line form); the cell form uses log_prob")
@@ -102,7 +97,7 @@ def _configure(p: argparse.ArgumentParser) -> None:
                    help="NAME=LOW:HIGH per parameter, an empty side open, e.g. 'tau=0: q=0:1' (tau > 0, q in (0, 1)); "
                         "a vector's bounds hold for each element")
     p.add_argument("--init", default=None, help="variable with initial points or a prior sampler")
-    add_settings_options(p.add_argument_group("sampler"), FlowMCSettings)
+    p.set_defaults(settings=add_settings_options(p.add_argument_group("sampler"), FlowMCSettings))
     add_launch_options(p)
 
 
@@ -149,7 +144,8 @@ def _run(args: argparse.Namespace, cell: str | None, shell: Any):
         unknown = [k for k in objects["bounds"] if names is not None and k not in names]
         if unknown:
             raise UsageError(f"--bounds: no parameter named {unknown[0]!r}; parameters are {', '.join(names)}")
-    options = {name: getattr(args, name) for name in _SETTINGS if name != "dim"}
+    options = settings_kwargs(args, args.settings)
+    del options["dim"]
     log_prob = objects.pop("log_prob")
     dim = objects.pop("dim", None) if args.dim is None else args.dim
     try:

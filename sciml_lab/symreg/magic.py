@@ -17,9 +17,8 @@ from typing import Any
 
 from IPython.core.error import UsageError
 
-from ..kit.settings import magic_options
 from ..face.commands import add_launch_options, add_settings_options, finish_launch, launch_kwargs, register_command, \
-    resolve_object
+    resolve_object, settings_kwargs
 from .settings import SymRegSettings
 
 __all__: list[str] = []
@@ -29,7 +28,7 @@ def _configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("data", help="a DataFrame, an xarray Dataset, an array X (then give y) or a pair (X, y)")
     p.add_argument("y", nargs="?", default=None, help="the target array when DATA is an array")
     p.add_argument("--weights", default=None, help="variable holding sample weights")
-    add_settings_options(p.add_argument_group("search"), SymRegSettings)
+    p.set_defaults(settings=add_settings_options(p.add_argument_group("search"), SymRegSettings))
     add_launch_options(p)
 
 
@@ -39,8 +38,7 @@ def _run(args: argparse.Namespace, cell: str | None, shell: Any):
     data = resolve_object(shell, args.data, "DATA")
     y = resolve_object(shell, args.y, "y") if args.y else None
     weights = resolve_object(shell, args.weights, "--weights") if args.weights else None
-    flagged = {f.name for _, f in magic_options(SymRegSettings)}
-    settings = {k: v for k, v in vars(args).items() if k in flagged}
+    settings = settings_kwargs(args, args.settings)
     try:
         job = fit(data, y, weights=weights, **settings, **launch_kwargs(args))
     except (ValueError, TypeError) as exc:
