@@ -39,9 +39,8 @@ def engine_spec(engine: Any) -> dict[str, Any]:
         >>> s = engine_spec(PiEngine(steps=2)); s["key"], s["until"]
         ('estimate', [])
     """
-    criteria = getattr(engine, "criteria", None)
-    if criteria is None:
-        criteria = _until(getattr(engine, "until", None))
+    # EngineBase's class default is an empty list: an engine keeping only ``until`` text counts too
+    criteria = getattr(engine, "criteria", None) or _until(getattr(engine, "until", None))
     return _with_until(engine.monitor.to_json(), list(criteria))
 
 
