@@ -119,10 +119,17 @@ def test_engine_monitors_show_latex_front_and_uncertainty_band(lab, artifacts):
                 assert live_rhat and max(live_rhat) > 1.01 > live_rhat[-1], live_rhat[:20]
                 if "fail" in rhat_states:  # and when the page was seen failing, it passed only later
                     assert rhat_states.index("pass") > rhat_states.index("fail"), rhat_states[:20]
-                # the phase pill: training loops, then production loops, live
+                # the phase pill: training loops, then production loops, live. The live phases are in
+                # events.jsonl (on a quiet machine the training loops can end before the page's first
+                # 0.25 s poll); the page ends on production, and shows them in order when it saw both
+                live_phase = [v for v in (json.loads(line)["metrics"].get("production") for line in events)
+                              if v is not None]
+                assert 0.0 in live_phase and live_phase[-1] == 1.0, live_phase[:20]
+                assert live_phase.index(1.0) > live_phase.index(0.0), live_phase[:20]
                 kinds = [p.split(" ")[0] for p in phases]
-                assert "training" in kinds and kinds[-1] == "production", phases
-                assert kinds.index("production") > kinds.index("training"), phases
+                assert kinds and kinds[-1] == "production", phases
+                if "training" in kinds:
+                    assert kinds.index("production") > kinds.index("training"), phases
                 assert post["phase"].startswith("production · loop "), post["phase"]
                 # each status pill shows its job's verdict (job.json), never a bare "done" for a
                 # missed target: the flow-MCMC run met --until, so it converged
