@@ -32,6 +32,7 @@ BUILTIN_KINDS = {
     "flowmc": "sciml_lab.flowmc:KIND",
     "emulate": "sciml_lab.emulate:KIND",
     "symreg": "sciml_lab.symreg:KIND",
+    "calibrate": "sciml_lab.pipeline:KIND",
 }
 for _name, _ref in BUILTIN_KINDS.items():
     registry.declare(_name, _ref)

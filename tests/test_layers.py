@@ -1,4 +1,4 @@
-"""Imports run one way: face -> runtime -> engines -> kit.
+"""Imports run one way: face -> pipelines -> runtime -> engines -> kit.
 
 - face: the ``%sciml`` magics (``sciml_lab/face``, ``sciml_lab/magics.py``, each kind's
   ``magic.py``), the widgets, the Python twins (each kind's ``__init__.py``, ``demo.py``)
@@ -7,6 +7,9 @@
   registry of kinds; it names no engine and no face module, not even in a string;
 - engines (``flowmc``, ``emulate``, ``symreg`` but their ``__init__``, ``magic`` and
   ``plots`` modules): pure computation;
+- pipelines (``sciml_lab/pipeline`` but its ``__init__`` and ``magic``): engines made of
+  stages, each stage an ordinary run driven by the runtime's step loop; they import the
+  runtime and the engines, and nothing below imports them;
 - kit (``sciml_lab/kit``): imports nothing else of sciml_lab.
 
 Every import statement of every module is read with ``ast`` (those inside functions
@@ -66,6 +69,8 @@ def _within(name: str, prefixes) -> bool:
 def _layer(mod: str) -> str:
     if _within(mod, ("sciml_lab.kit",)):
         return "kit"
+    if _within(mod, ("sciml_lab.pipeline",)) and mod.split(".")[-1] not in ("pipeline", "magic"):
+        return "pipeline"
     if _within(mod, ("sciml_lab.runtime",)):
         return "runtime"
     parts = mod.split(".")
@@ -79,10 +84,12 @@ def _forbidden(layer: str, target: str) -> bool:
     if layer == "kit":
         return not _within(target, ("sciml_lab.kit",))
     if layer == "engine":
-        return _within(target, ("sciml_lab.runtime",) + FACE)
+        return _within(target, ("sciml_lab.runtime", "sciml_lab.pipeline") + FACE)
     if layer == "runtime":
         engine_pkgs = tuple(f"sciml_lab.{e}" for e in ENGINES) + ("sciml_lab.demo", "sciml_lab.plots")
-        return target == "sciml_lab" or _within(target, engine_pkgs + FACE)
+        return target == "sciml_lab" or _within(target, engine_pkgs + ("sciml_lab.pipeline",) + FACE)
+    if layer == "pipeline":
+        return target == "sciml_lab" or _within(target, FACE + ("sciml_lab.plots", "sciml_lab.demo"))
     return False
 
 
@@ -98,7 +105,7 @@ def test_the_layer_rule_holds():
         for target in sorted(set(_imports(path))):
             if target.startswith("sciml_lab") and _forbidden(layer, target) and (mod, target) not in KNOWN_OFFENDERS:
                 offenders.append(f"{mod} ({layer}) imports {target}")
-    assert not offenders, "imports against the layers face -> runtime -> engines -> kit:\n  " + "\n  ".join(offenders)
+    assert not offenders, "imports against the layers face -> pipelines -> runtime -> engines -> kit:\n  " + "\n  ".join(offenders)
 
 
 def test_known_offenders_still_offend():

@@ -33,6 +33,7 @@ from problems import PROBLEMS, Problem, reference_draws  # noqa: E402
 
 from sciml_lab.emulate import EmulateEngine  # noqa: E402
 from sciml_lab.flowmc import FlowMCEngine  # noqa: E402
+from sciml_lab.pipeline import CalibrateEngine  # noqa: E402
 
 
 class Counted:
@@ -108,12 +109,35 @@ def oneshot(p: Problem, runs: list[int], seed: int = 0) -> list[dict]:
     return rows
 
 
+def calibrate(p: Problem, seed: int = 0, initial: int | None = None, per_round: int | None = None,
+              rounds: int = 10, until: str = "move<0.05") -> list[dict]:
+    """``calibrate`` with the given schedule, scored after every round (its draws then)."""
+    sim = Counted(p)
+    eng = CalibrateEngine(sim, {k: p.bounds[k] for k in p.names}, observed=np.asarray(p.observed), noise=p.noise,
+                          rounds=rounds, until=until, initial_runs=initial, runs_per_round=per_round, n_check=0,
+                          device="cpu", seed=seed)
+    rows, exact, seen = [], reference_draws(p), 0
+    while not eng.done():
+        eng.step()
+        if len(eng.state.history) > seen:
+            seen = len(eng.state.history)
+            h = eng.state.history.rows()[-1]
+            rows.append({"method": "calibrate", "round": seen - 1, "calls": sim.calls, "move": h["move"],
+                         "emulator_sd": h["emulator_sd"], **summary(eng.state.draws, exact)})
+            print(json.dumps(rows[-1]), flush=True)
+    return rows
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--problem", choices=sorted(PROBLEMS), default="oscillator")
-    ap.add_argument("--method", choices=["flowmc_sim", "oneshot"], default="oneshot")
+    ap.add_argument("--method", choices=["flowmc_sim", "oneshot", "calibrate"], default="oneshot")
     ap.add_argument("--runs", type=int, nargs="+", default=[25, 50, 100], help="oneshot: simulator runs")
     ap.add_argument("--calls", type=int, nargs="+", default=[2000, 10000, 50000], help="flowmc_sim: checkpoints")
+    ap.add_argument("--initial", type=int, default=None, help="calibrate: runs over the prior")
+    ap.add_argument("--per-round", type=int, default=None, help="calibrate: runs per round")
+    ap.add_argument("--rounds", type=int, default=10, help="calibrate: rounds at most")
+    ap.add_argument("--until", default="move<0.05", help="calibrate: target")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
@@ -121,6 +145,8 @@ def main(argv: list[str] | None = None) -> None:
     t0 = time.perf_counter()
     if args.method == "flowmc_sim":
         flowmc_sim(p, args.calls, args.seed)
+    elif args.method == "calibrate":
+        calibrate(p, args.seed, args.initial, args.per_round, args.rounds, args.until)
     else:
         oneshot(p, args.runs, args.seed)
     print(f"# {args.problem} {args.method}: {time.perf_counter() - t0:.0f} s", flush=True)

@@ -45,6 +45,7 @@ class Design(State):
 
     n_batches: int = 0
     n_space_filling: int = 0
+    focus: Any = None  # unit-cube points the active batches choose among (see EmulateEngine.focus_on)
 
     def next_points(self, s: EmulateSettings, runs: Runs, emulator: Emulator | None, left: int) -> np.ndarray:
         """The next batch in the unit cube (at most ``left`` points): the initial design
@@ -81,9 +82,12 @@ class Design(State):
         d = runs.U.shape[1]
         n_explore = int(math.ceil(s.explore * n)) if n > 1 else 0
         clf = runs.success_model(s.seed)
-        u_explore = self._space_filling(n_explore, d, clf, s.seed, seed)
         m = max(1024, min(256 * d, 4096))
-        cand = torch.as_tensor(candidates(m, d, seed), dtype=torch.float64)
+        if self.focus is not None and len(self.focus):
+            u_explore, cand = self._focused(n_explore, m, seed)
+        else:
+            u_explore = self._space_filling(n_explore, d, clf, s.seed, seed)
+            cand = torch.as_tensor(candidates(m, d, seed), dtype=torch.float64)
         x_train = torch.as_tensor(runs.U[runs.ok()], dtype=torch.float64)
         acquisition, reference = "variance", None
         if s.acquisition == "ivr" and emulator.model_kind == "gp":
@@ -102,6 +106,15 @@ class Design(State):
         return np.concatenate([u_explore, select_batch(emulator.model, x_train, cand, n - n_explore,
                                                        acquisition=acquisition, reference=reference, seen=seen,
                                                        **feasibility)])
+
+    def _focused(self, n_explore: int, m: int, seed: int) -> tuple[np.ndarray, torch.Tensor]:
+        """With a focus: the exploring share is a seeded random pick of the focus points
+        (a spread over the region they cover), the candidates are at most ``m`` of them."""
+        focus = np.asarray(self.focus, dtype=float)
+        rng = np.random.default_rng(seed)
+        u_explore = focus[rng.choice(len(focus), n_explore, replace=len(focus) < n_explore)]
+        cand = focus if len(focus) <= m else focus[rng.choice(len(focus), m, replace=False)]
+        return u_explore, torch.as_tensor(cand, dtype=torch.float64)
 
     def _space_filling(self, n: int, d: int, clf: SuccessClassifier | None, base_seed: int, seed: int
                        ) -> np.ndarray:

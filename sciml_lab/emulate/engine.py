@@ -119,6 +119,36 @@ class EmulateEngine(EngineBase):
             raise RuntimeError("no emulator yet: it is fitted after the first batch of runs")
         return self.fit.emulator
 
+    def focus_on(self, points: Any) -> None:
+        """Send the next active-learning batches among ``points`` instead of the whole box:
+        where these points are and the emulator is least certain (e.g. posterior draws,
+        to refine the emulator where a posterior puts its mass). ``points``: an array
+        ``(n, inputs)`` in user units or a dict of equal-length arrays by input name;
+        points outside the box are moved onto it. ``None`` forgets the focus.
+
+        Example:
+            >>> eng = EmulateEngine(lambda a: np.sin(6 * a), {"a": (0, 1)}, budget=12, n_initial=6,
+            ...                     batch_size=6, device="cpu", n_sobol=64, poll=0.05)
+            >>> while not eng.done(): _ = eng.step()
+            >>> eng.focus_on({"a": np.random.default_rng(0).uniform(0.4, 0.5, 200)}); eng.extend(budget=6)
+            >>> while not eng.done(): _ = eng.step()
+            >>> bool(((eng.X[12:, 0] >= 0.4) & (eng.X[12:, 0] <= 0.5)).all())
+            True
+        """
+        if points is None:
+            self.design.focus = None
+            return
+        if isinstance(points, Mapping):
+            missing = [k for k in self.box.inputs if k not in points]
+            if missing:
+                raise ValueError(f"points: the inputs {missing} are missing; expected arrays for {self.box.inputs}")
+            points = np.stack([np.asarray(points[k], dtype=float).reshape(-1) for k in self.box.inputs], -1)
+        x = np.asarray(points, dtype=float)
+        if x.ndim != 2 or x.shape[1] != len(self.box.inputs) or len(x) == 0 or not np.isfinite(x).all():
+            raise ValueError(f"points: expected finite values of shape (n >= 1, {len(self.box.inputs)}) "
+                             f"for the inputs {self.box.inputs}, got shape {x.shape}")
+        self.design.focus = np.clip(self.box.to_unit(x), 0.0, 1.0)
+
     # ------------------------------------------------------------------ protocol
     def default_extend(self) -> dict[str, int]:
         """What the monitor's extend button asks for: half as many runs again (at least a batch).

@@ -22,7 +22,7 @@ import dataclasses
 import math
 from typing import Any, Mapping, Sequence
 
-from ..kit.checks import at_least, boolean, number, one_of, optional, text, tuple_of
+from ..kit.checks import at_least, boolean, device_name, number, one_of, optional, options_dict, text, tuple_of
 from ..kit.device import resolve_device
 from ..kit.protocol import Badge, Chart, MonitorSpec, badge_targets, parse_criteria
 from ..kit.settings import Settings, option
@@ -74,19 +74,6 @@ def _until(name: str, v: Any) -> str | None:
     if v is not None:
         parse_criteria(text(name, v), known=METRICS)
     return v
-
-
-def _mapping(name: str, v: Any) -> dict:
-    if v is None:
-        return {}
-    if not isinstance(v, Mapping):
-        raise ValueError(f"{name}: expected a dict of settings, got {v!r}")
-    return dict(v)
-
-
-def _device(name: str, v: Any) -> str:
-    resolve_device(v)  # a clear error now for a device this machine lacks
-    return str(v)
 
 
 def _pool(name: str, v: Any) -> str:
@@ -156,11 +143,11 @@ class EmulateSettings(Settings):
     recalibrate: bool = option(True, boolean, "rescale the predictive std when validation coverage is off "
                                                 "(--no-recalibrate: keep the model's raw scale)", flag="--no-recalibrate")
     n_sobol: int = option(4096, at_least(1), "base sample of the Sobol' indices")
-    model_options: dict = option(check=_mapping, help="settings of the model", factory=dict)
+    model_options: dict = option(check=options_dict, help="settings of the model", factory=dict)
     poll: float = option(0.5, number(0, open_low=True), "seconds a step waits for simulator calls")
     call: str = option("auto", one_of("auto", "kwargs", "array"), "how the simulator is called")
     output_name: str = option("y", text, "name of a bare (non-dict) output")
-    device: str = option("auto", _device, "auto, cpu or cuda (default auto)", flag="--device")
+    device: str = option("auto", device_name, "auto, cpu or cuda (default auto)", flag="--device")
     seed: int = option(0, at_least(0), "seed of designs and fits", flag="--seed")
 
     def validate(self) -> None:

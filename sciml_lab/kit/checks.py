@@ -18,10 +18,11 @@ from __future__ import annotations
 
 import math
 import numbers
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 __all__ = ["Check", "at_least", "number", "one_of", "optional", "tuple_of", "boolean", "text", "pair",
-           "is_integer"]
+           "is_integer",
+           "options_dict", "device_name"]
 
 Check = Callable[[str, Any], Any]
 
@@ -169,3 +170,30 @@ def text(name: str, v: Any) -> str:
     if not isinstance(v, str):
         raise ValueError(f"{name}: expected a string, got {v!r}")
     return v
+
+
+def options_dict(name: str, v: Any) -> dict:
+    """A dict of settings (``None``: an empty one).
+
+    Example:
+        >>> options_dict("sampler", None), options_dict("sampler", {"n_chains": 8})
+        ({}, {'n_chains': 8})
+    """
+    if v is None:
+        return {}
+    if not isinstance(v, Mapping):
+        raise ValueError(f"{name}: expected a dict of settings, got {v!r}")
+    return dict(v)
+
+
+def device_name(name: str, v: Any) -> str:
+    """A device this machine has (``"auto"``, ``"cpu"``, ``"cuda"``, ...), kept as given.
+
+    Example:
+        >>> device_name("device", "cpu")
+        'cpu'
+    """
+    from .device import resolve_device
+
+    resolve_device(v)  # a clear error now for a device this machine lacks
+    return str(v)

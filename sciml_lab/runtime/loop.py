@@ -170,6 +170,9 @@ class _Segment:
         self.link.send(Status("running", step=self.step))
         try:
             self.send_spec()
+            attach = getattr(self.engine, "attach_run_folder", None)
+            if self.store is not None and callable(attach):  # an engine with stages keeps their runs in its folder
+                attach(self.store.path)
             if self.store is not None:
                 self.store.remove_stale_temps()
                 self.store.trim_events(self.step)
