@@ -53,7 +53,7 @@ test: system-deps install-test arviz1 js
 	$(PY) -m pytest -ra -n 2 --dist loadfile --durations=25
 
 # refresh the README's screenshots: the browser tests take them into test-artifacts/, this copies them
-DOCS_IMAGES = monitor.png monitor-dark.png flowmc.png emulate.png symreg.png
+DOCS_IMAGES = monitor.png monitor-dark.png flowmc.png emulate.png symreg.png calibrate.png
 docs-images: system-deps install-test js
 	$(PY) -m pytest -ra -m browser tests/test_browser.py tests/test_browser_engines.py
 	cd test-artifacts && cp $(DOCS_IMAGES) ../docs/

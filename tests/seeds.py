@@ -20,9 +20,10 @@ def shift_engine_seeds(shift: int, setattr: Callable = setattr) -> None:
     may be ``monkeypatch.setattr`` so that the wrapping is undone after a test."""
     from sciml_lab.emulate.engine import EmulateEngine
     from sciml_lab.flowmc.engine import FlowMCEngine
+    from sciml_lab.pipeline.engine import CalibrateEngine
     from sciml_lab.symreg.engine import SymRegEngine
 
-    for cls in (FlowMCEngine, EmulateEngine, SymRegEngine):
+    for cls in (FlowMCEngine, EmulateEngine, SymRegEngine, CalibrateEngine):
         init = cls.__init__
         sig = inspect.signature(init)
 

@@ -60,6 +60,17 @@ def lab(tmp_path):
         server.stop()
 
 
+def _run_all_cells(pw, lab, notebook: str):
+    """Chromium on ``notebook`` in the lab, once its kernel is ready, running all its cells."""
+    browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+    page = browser.new_page(viewport={"width": 1280, "height": 1400})
+    page.goto(lab.url(f"lab/tree/{notebook}"), wait_until="domcontentloaded")
+    _poll(lambda: page.evaluate(JS_KERNEL_READY) == "ready", 90, "the kernel", interval=0.25)
+    page.evaluate("() => { window.jupyterapp.shell.collapseLeft(); }")
+    page.evaluate("() => { window.jupyterapp.commands.execute('notebook:run-all-cells'); }")
+    return browser, page
+
+
 @pytest.mark.timeout(420)
 def test_engine_monitors_show_latex_front_and_uncertainty_band(lab, artifacts):
     from playwright.sync_api import sync_playwright
@@ -78,13 +89,8 @@ def test_engine_monitors_show_latex_front_and_uncertainty_band(lab, artifacts):
         "post.wait(240); print(post.status)",
     ])
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        browser, page = _run_all_cells(pw, lab, "engines.ipynb")
         try:
-            page = browser.new_page(viewport={"width": 1280, "height": 1400})
-            page.goto(lab.url("lab/tree/engines.ipynb"), wait_until="domcontentloaded")
-            _poll(lambda: page.evaluate(JS_KERNEL_READY) == "ready", 90, "the kernel", interval=0.25)
-            page.evaluate("() => { window.jupyterapp.shell.collapseLeft(); }")
-            page.evaluate("() => { window.jupyterapp.commands.execute('notebook:run-all-cells'); }")
             try:
                 # flow-MCMC: the R-hat badge is seen failing the target while it runs, then passing
                 rhat_states, phases = [], []
@@ -146,6 +152,75 @@ def test_engine_monitors_show_latex_front_and_uncertainty_band(lab, artifacts):
                     mon.first.screenshot(path=str(artifacts / name))
             except Exception as exc:
                 page.screenshot(path=str(artifacts / "engines-failure.png"), full_page=True)
+                raise AssertionError(f"{exc}\n{page.evaluate(JS_OUTPUT_ERRORS)}\n{lab.log_tail(30)}") from exc
+        finally:
+            browser.close()
+
+
+JS_PIPELINE = """() => Array.from(document.querySelectorAll('.sciml-monitor'))
+  .filter((m) => m.querySelector('.sciml-kind').textContent === 'calibrate').map((m) => ({
+    status: m.dataset.status,
+    phase: (m.querySelector('.sciml-phase') || {}).textContent || null,
+    note: (m.querySelector('.sciml-note') || {}).textContent || '',
+    pill: m.querySelector('.sciml-status').textContent,
+    charts: m.querySelectorAll('canvas').length,
+  }))[0] || null"""
+
+
+@pytest.mark.timeout(420)
+def test_a_pipeline_monitor_shows_its_stages_live(lab, artifacts):
+    from playwright.sync_api import sync_playwright
+
+    write_notebook(lab.root / "pipeline.ipynb", [
+        "%load_ext sciml_lab\nimport numpy as np\nfrom scipy.integrate import solve_ivp\n"
+        "T = np.arange(0.5, 5.01, 0.5)\n"
+        "def oscillator(omega, zeta):\n"
+        "    rhs = lambda t, z: [z[1], -2 * zeta * omega * z[1] - omega ** 2 * z[0]]\n"
+        "    return solve_ivp(rhs, (0, T[-1]), [1.0, 0.0], t_eval=T, rtol=1e-8).y[0]\n"
+        "y_obs = oscillator(1.7, 0.12) + 0.05 * np.random.default_rng(1).normal(size=T.size)",
+        "%sciml calibrate oscillator --bounds 'omega=0.5:3 zeta=0.01:0.5' --observed y_obs --noise 0.05 "
+        "--rounds 2 --until 'move<1e-9' --initial 12 --per-round 6 --check 4 --device cpu --name cal",
+        "cal.wait(300); print(cal.status)",
+    ])
+    with sync_playwright() as pw:
+        browser, page = _run_all_cells(pw, lab, "pipeline.ipynb")
+        try:
+            try:
+                phases, notes = [], []
+
+                def done():
+                    st = page.evaluate(JS_PIPELINE)
+                    if st is not None:
+                        if st["phase"] and (not phases or phases[-1] != st["phase"]):
+                            phases.append(st["phase"])
+                        if st["note"] and (not notes or notes[-1] != st["note"]):
+                            notes.append(st["note"])
+                    return st is not None and st["status"] == "done" and st
+                st = _poll(done, 300, "the calibration done in its monitor", interval=0.25)
+                time.sleep(0.5)
+                st = page.evaluate(JS_PIPELINE)
+                # the stages, in order, each an ordinary run in the pipeline's folder
+                assert st["note"] == "stages: r0-emulate, r0-sample, r1-emulate, r1-sample", st
+                run = lab.root / "sciml-runs" / "cal"
+                assert sorted(p.name for p in (run / "stages").iterdir()) == \
+                    ["r0-emulate", "r0-sample", "r1-emulate", "r1-sample"]
+                # live, the page showed the current stage (the pill) and the stages so far (the note)
+                assert any("(emulate, now)" in n for n in notes) and any("(sample, now)" in n for n in notes), notes
+                kinds = [p.split(" ")[0] for p in phases]
+                assert "sample" in kinds and kinds[-1] == "finished", phases
+                # the live order of the stages is in the run's events: emulate, sample, emulate, sample, check
+                events = [json.loads(line)["metrics"] for line in (run / "events.jsonl").read_text().splitlines()]
+                order = [int(m["stage"]) for m in events if "stage" in m]
+                changes = [s for i, s in enumerate(order) if i == 0 or s != order[i - 1]]
+                assert changes[:5] == [0, 1, 0, 1, 2], changes
+                # an unreachable target: the pill says the target was missed, with the number
+                record = json.loads((run / "job.json").read_text())
+                assert st["pill"] == record["verdict"]["text"] and st["pill"].startswith("target missed"), st
+                assert st["charts"] >= 4, st
+                mon = page.locator(".sciml-monitor").filter(has=page.locator(".sciml-kind", has_text="calibrate"))
+                mon.first.screenshot(path=str(artifacts / "calibrate.png"))
+            except Exception as exc:
+                page.screenshot(path=str(artifacts / "pipeline-failure.png"), full_page=True)
                 raise AssertionError(f"{exc}\n{page.evaluate(JS_OUTPUT_ERRORS)}\n{lab.log_tail(30)}") from exc
         finally:
             browser.close()

@@ -1,4 +1,4 @@
-"""The examples in the docstrings of the kit, the runtime and the emulator run and print what they show
+"""The examples in the docstrings of the kit, the runtime, the emulator and the pipelines run and print what they show
 (symbolic regression and flow-MCMC run theirs in test_symreg_docs.py and test_flowmc_views.py)."""
 
 from __future__ import annotations
@@ -60,6 +60,13 @@ MODULES = [
     "sciml_lab.emulate.pools",
     "sciml_lab.emulate.ensemble",
     "sciml_lab.emulate.plots",
+    "sciml_lab.pipeline",
+    "sciml_lab.pipeline.engine",
+    "sciml_lab.pipeline.settings",
+    "sciml_lab.pipeline.stages",
+    "sciml_lab.pipeline.likelihood",
+    "sciml_lab.pipeline.check",
+    "sciml_lab.pipeline.results",
 ]
 
 

@@ -21,11 +21,13 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 import numpy as np
+import pandas as pd
 import xarray as xr
 
 from ..emulate.engine import EmulateEngine
 from ..emulate.simulator import Simulator
 from ..flowmc.engine import FlowMCEngine
+from ..symreg.engine import SymRegEngine
 from ..kit.base import KitEngine
 from ..kit.budget import Budget
 from ..kit.device import resolve_device
@@ -34,8 +36,10 @@ from ..kit.verdict import Verdict, criteria_verdict
 from ..runtime.store import read_result
 from .check import PosteriorCheck
 from .likelihood import EmulatorLikelihood, emulator_sd_ratio, flat_observations
-from .results import STAGES, CalibrateState, calibrate_warnings, monitor_spec, posterior_move, snapshot_tree
-from .settings import EMULATOR_DEFAULTS, METRICS, SAMPLER_DEFAULTS, CalibrateSettings
+from .results import (STAGES, CalibrateState, calibrate_warnings, monitor_spec, posterior_move, relation,
+                      snapshot_tree)
+from .settings import (DISCOVER_DEFAULTS, DISCOVER_ROWS, EMULATOR_DEFAULTS, METRICS, SAMPLER_DEFAULTS,
+                       CalibrateSettings)
 from .stages import Stage, StageFailed
 
 __all__ = ["CalibrateEngine"]
@@ -76,6 +80,7 @@ class CalibrateEngine(KitEngine):
         self.metrics: dict[str, float] = {}
         self._check_sim: Simulator | None = None
         self._sample_result: xr.DataTree | None = None
+        self._monitor_key: tuple = ()
 
     def attach_run_folder(self, path: "str | Path") -> None:
         """Where the stages' run folders go (``<path>/stages``); the runtime calls it."""
@@ -93,10 +98,11 @@ class CalibrateEngine(KitEngine):
         """Pay for ``rounds`` more rounds of refinement (the kit's budget rule); a run
         that had ended goes back to refining, and its check runs again at the end."""
         st = self.state
-        ended = st.stage in ("check", "finished")
+        ended = st.stage in ("check", "discover", "finished")
         st.budget.extend(rounds, ended=ended)
         if ended:
             st.round, st.stage, st.check, self.stage = st.round + 1, "emulate", None, None
+            st.discovered = []
 
     def step(self) -> dict[str, float]:
         """Advance the current stage for ``slice_s`` seconds (or the check by one wait)."""
@@ -111,7 +117,7 @@ class CalibrateEngine(KitEngine):
         if st.stage == "emulate":
             st.calls = int(live.runs.n)
         self.metrics.update({f"{st.stage}_{k}": float(v) for k, v in self.stage.metrics.items()
-                             if k in ("nrmse", "coverage", "runs", "rhat", "ess", "loop")})
+                             if k in ("nrmse", "coverage", "runs", "rhat", "ess", "loop", "r2", "best_loss")})
         if status == "done":
             self._stage_done()
         return self._metrics()
@@ -140,6 +146,8 @@ class CalibrateEngine(KitEngine):
     def _open_stage(self) -> Stage:
         st = self.state
         name = f"r{st.round}-{st.stage}"
+        if st.stage == "discover":
+            name += f"-{self.settings.discover[len(st.discovered)]}"
         folder = self._stage_folder(name)
         if name not in st.stages:
             st.stages.append(name)
@@ -147,7 +155,8 @@ class CalibrateEngine(KitEngine):
             engine = self._rebuild(st.stage, st.round, Stage.saved_config(folder))
             stage = Stage.reopen(engine, folder)
         else:
-            engine = self._new_emulate(st.round) if st.stage == "emulate" else self._new_sampler(st.round)
+            engine = {"emulate": self._new_emulate, "sample": self._new_sampler,
+                      "discover": self._new_discover}[st.stage](st.round)
             stage = Stage(engine, folder, parent=self.folder.name if self.folder else "")
         if st.stage == "emulate":
             self._emulators[st.round] = stage.engine
@@ -164,7 +173,24 @@ class CalibrateEngine(KitEngine):
     def _rebuild(self, kind: str, r: int, config: Mapping[str, Any]) -> Any:
         if kind == "emulate":
             return EmulateEngine.from_config(config, simulator=self.simulator)
+        if kind == "discover":
+            return SymRegEngine.from_config(config, data=self._discover_table(self._discover_target()))
         return FlowMCEngine.from_config(config, log_prob=self._likelihood(r))
+
+    def _discover_target(self) -> str:
+        return self.settings.discover[len(self.state.discovered)]
+
+    def _discover_table(self, target: str) -> pd.DataFrame:
+        """Posterior draws (at most ``DISCOVER_ROWS``, a seeded pick): ``target`` and the other parameters."""
+        draws = self.state.draws
+        rows = np.random.default_rng(self.settings.seed).permutation(len(draws))[:DISCOVER_ROWS]
+        return pd.DataFrame({k: draws[rows, i] for i, k in enumerate(self.names)})
+
+    def _new_discover(self, r: int) -> SymRegEngine:
+        target = self._discover_target()
+        opts = {**DISCOVER_DEFAULTS, **self.settings.discover_options}
+        return SymRegEngine(self._discover_table(target), target=target,
+                            features=tuple(k for k in self.names if k != target), **{**opts, "seed": self.settings.seed})
 
     def _emulate_engine(self, r: int) -> EmulateEngine:
         """Round ``r``'s emulator engine (from memory, else from its stage folder)."""
@@ -210,6 +236,12 @@ class CalibrateEngine(KitEngine):
         if st.stage == "emulate":
             st.stage, self.stage = "sample", None
             return
+        if st.stage == "discover":
+            st.discovered.append(relation(self._discover_target(), self.stage.engine.snapshot()))
+            self.stage = None
+            if len(st.discovered) == len(s.discover):
+                st.stage = "finished"
+            return
         self._sample_result = self.stage.engine.snapshot()
         draws = self._draws(self._sample_result)
         mean, sd = draws.mean(0), draws.std(0, ddof=1)
@@ -225,7 +257,7 @@ class CalibrateEngine(KitEngine):
         st.draws, st.budget.spent = draws, st.budget.spent + 1
         self.metrics.update(move=move, emulator_sd=ratio, round=float(st.round + 1), calls=float(st.calls))
         if st.budget.done(self.metrics):
-            st.stage = "check" if s.n_check else "finished"
+            st.stage = "check" if s.n_check else self._after_check()
         else:
             st.round, st.stage = st.round + 1, "emulate"
         self.stage = None
@@ -249,16 +281,22 @@ class CalibrateEngine(KitEngine):
             emu = self._emulate_engine(st.round).get_emulator()
             obs, noise = flat_observations(s.observed, s.noise, emu.layout)
             st.scores = st.check.scores(emu, obs, noise, s.seed)
-            st.stage = "finished"
+            st.stage = self._after_check()
             self._check_sim.shutdown()
             self._check_sim = None
+
+    def _after_check(self) -> str:
+        return "discover" if self.settings.discover else "finished"
 
     def _metrics(self) -> dict[str, float]:
         st = self.state
         self.metrics.update(stage=float(STAGES.index(st.stage)), calls=float(st.calls), round=float(st.round),
                             **{k: float(v) for k, v in (st.scores or {}).items()})
-        self.monitor = monitor_spec(self.names, self.settings.until, st.stages, st.stage,
-                                    check=self.settings.n_check > 0)
+        key = (tuple(st.stages), st.stage)
+        if key != self._monitor_key:  # a new object only when it changes: the step loop then sends it
+            self._monitor_key = key
+            self.monitor = monitor_spec(self.names, self.settings.until, st.stages, st.stage,
+                                        check=self.settings.n_check > 0)
         return dict(self.metrics)
 
     def _sample_tree(self) -> xr.DataTree | None:

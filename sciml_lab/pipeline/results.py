@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 __all__ = ["STAGES", "CalibrateState", "posterior_move", "monitor_spec", "snapshot_tree", "calibrate_warnings"]
 
 #: the stage a calibration is in (the monitor's phase pill)
-STAGES = ("emulate", "sample", "check", "finished")
+STAGES = ("emulate", "sample", "check", "discover", "finished")
 
 
 @dataclasses.dataclass
@@ -48,6 +48,7 @@ class CalibrateState(State):
     stages: list = dataclasses.field(default_factory=list)
     check: Any = None
     scores: dict = dataclasses.field(default_factory=dict)
+    discovered: list = dataclasses.field(default_factory=list)
 
     @classmethod
     def new(cls, names: Sequence[str], budget: Budget) -> "CalibrateState":
@@ -88,8 +89,8 @@ def monitor_spec(names: Sequence[str], until: str, stages: Sequence[str], curren
         badges += [Badge("PPC coverage", "ppc_coverage>0.8"), Badge("emulator coverage", "emulator_coverage>0.8")]
     note = ""
     if stages:
-        now = f"r{stages[-1].split('-')[0][1:]}-{current}" if current in ("emulate", "sample") else None
-        note = "stages: " + ", ".join(f"{n} ({n.split('-', 1)[1]}, now)" if n == now else n for n in stages)
+        now = stages[-1] if current in ("emulate", "sample", "discover") else None
+        note = "stages: " + ", ".join(f"{n} ({n.split('-')[1]}, now)" if n == now else n for n in stages)
         if current == "check":
             note += ", check (now)"
     return MonitorSpec(
@@ -102,9 +103,46 @@ def monitor_spec(names: Sequence[str], until: str, stages: Sequence[str], curren
         badges=tuple(badges), key="move", note=note, phase=Phase("stage", STAGES, counter="round"))
 
 
+def relation(target: str, tree: xr.DataTree) -> dict[str, Any]:
+    """What a ``discover`` stage found: the selected equation for ``target`` with its
+    loss, R², complexity and its constants' values and 95 % intervals."""
+    pareto = tree["pareto"].to_dataset()
+    i = int(np.flatnonzero(pareto["selected"].values)[0]) if "selected" in pareto else len(pareto["loss"]) - 1
+    c = int(pareto["complexity"].values[i])
+    out = {"target": target, "equation": str(pareto["equation"].values[i]), "complexity": c,
+           "loss": float(pareto["loss"].values[i]), "r2": float(pareto["r2"].values[i]),
+           "value": [], "lower": [], "upper": []}
+    if "constants" in tree.children:
+        k = tree["constants"].to_dataset().sel(complexity=c)
+        keep = np.isfinite(k["value"].values)
+        for name in ("value", "lower", "upper"):
+            out[name] = [float(v) for v in k[name].values[keep]]
+    return out
+
+
+def _discoveries(found: Sequence[Mapping[str, Any]]) -> xr.Dataset:
+    n = max([len(f["value"]) for f in found] + [1])
+
+    def pad(name: str) -> np.ndarray:
+        return np.array([f[name] + [math.nan] * (n - len(f[name])) for f in found], dtype=float)
+
+    ds = xr.Dataset({"equation": (("relation",), np.asarray([f["equation"] for f in found], dtype=str)),
+                     "r2": (("relation",), np.array([f["r2"] for f in found])),
+                     "loss": (("relation",), np.array([f["loss"] for f in found])),
+                     "complexity": (("relation",), np.array([f["complexity"] for f in found], dtype=np.int64)),
+                     "constant_value": (("relation", "constant"), pad("value")),
+                     "constant_lower": (("relation", "constant"), pad("lower")),
+                     "constant_upper": (("relation", "constant"), pad("upper"))},
+                    coords={"relation": np.asarray([f["target"] for f in found], dtype=str)})
+    ds.attrs["description"] = ("each parameter named in discover, expressed through the others by symbolic "
+                               "regression on the posterior draws; constants in the order they appear, with "
+                               "95 % intervals")
+    return ds
+
+
 def _provenance(eng: "CalibrateEngine") -> xr.Dataset:
     st = eng.state
-    kinds = [n.split("-", 1)[1] for n in st.stages]
+    kinds = [n.split("-")[1] for n in st.stages]
     rounds = [int(n.split("-", 1)[0][1:]) for n in st.stages]
     folders = [f"stages/{n}" for n in st.stages]
     ds = xr.Dataset({"kind": (("stage",), np.asarray(kinds, dtype=str)),
@@ -138,6 +176,8 @@ def snapshot_tree(eng: "CalibrateEngine", sample: xr.DataTree | None) -> xr.Data
         for name in ("posterior", "sample_stats"):
             if name in sample.children:
                 groups[f"/{name}"] = sample[name].to_dataset()
+    if st.discovered:
+        groups["/discover"] = _discoveries(st.discovered)
     if st.check is not None:
         groups["/check"] = st.check.dataset(eng.names)
         groups["/check"].attrs.update({k: float(v) for k, v in st.scores.items()})

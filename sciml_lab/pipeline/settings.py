@@ -21,11 +21,12 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from ..kit.checks import at_least, device_name, number, optional, options_dict, text
+from ..kit.checks import at_least, device_name, number, optional, options_dict, text, tuple_of
 from ..kit.protocol import parse_criteria
 from ..kit.settings import Settings, option
 
-__all__ = ["CalibrateSettings", "METRICS", "SAMPLER_DEFAULTS", "EMULATOR_DEFAULTS", "as_values"]
+__all__ = ["CalibrateSettings", "METRICS", "SAMPLER_DEFAULTS", "EMULATOR_DEFAULTS", "DISCOVER_DEFAULTS",
+           "DISCOVER_ROWS", "as_values"]
 
 #: what ``until`` may name: the largest shift of a posterior mean or sd between two
 #: rounds (in posterior sd), the rounds, the simulator calls, and the emulator's
@@ -36,6 +37,10 @@ METRICS = ("move", "round", "calls", "emulator_sd")
 #: the flow-MCMC sampler of each round unless ``sampler`` says otherwise
 SAMPLER_DEFAULTS = {"n_chains": 64, "n_training_loops": 6, "n_loops": 12, "n_local_steps": 20,
                     "n_global_steps": 20, "n_epochs": 10, "dtype": "float64"}
+#: the symbolic regression of ``discover`` unless ``discover_options`` says otherwise
+DISCOVER_DEFAULTS = {"ops": "+ - * /", "iterations": 60, "maxsize": 15, "device": "cpu"}
+#: posterior draws the symbolic regression of ``discover`` is given at most
+DISCOVER_ROWS = 4000
 #: the emulator unless ``emulator`` says otherwise (fewer Sobol' points: its snapshot
 #: is written at every slice of the stage)
 EMULATOR_DEFAULTS = {"n_sobol": 512, "poll": 0.05}
@@ -43,7 +48,9 @@ EMULATOR_DEFAULTS = {"n_sobol": 512, "poll": 0.05}
 
 def as_values(name: str, v: Any) -> Any:
     """Finite numbers: an array-like (kept as a nested list) or a dict of them by
-    output name (kept as a dict of lists)."""
+    output name (kept as a dict of lists); ``None`` stays (required: see ``validate``)."""
+    if v is None:
+        return None
     if isinstance(v, Mapping):
         if not v:
             raise ValueError(f"{name}: expected numbers or a dict of them by output name, got an empty dict")
@@ -63,13 +70,17 @@ def as_values(name: str, v: Any) -> Any:
 
 def _noise(name: str, v: Any) -> Any:
     out = as_values(name, v)
+    if out is None:
+        return None
     flat = np.concatenate([np.ravel(x) for x in out.values()]) if isinstance(out, dict) else np.ravel(out)
     if (flat <= 0).any():
         raise ValueError(f"{name}: expected standard deviations > 0, got {float(flat.min())}")
     return out
 
 
-def _bounds(name: str, v: Any) -> dict:
+def _bounds(name: str, v: Any) -> dict | None:
+    if v is None:
+        return None
     if not isinstance(v, Mapping) or not v:
         raise ValueError(f"{name}: expected {{parameter: (low, high)}} (a uniform prior), got {v!r}")
     out = {}
@@ -105,8 +116,13 @@ class CalibrateSettings(Settings):
                                         "posterior lives (default 5 per parameter)", flag="--per-round")
     n_check: int = option(20, at_least(0), "simulator runs at fresh posterior draws for the final "
                                            "posterior-predictive check", flag="--check")
+    discover: tuple = option((), tuple_of(text), "parameters to express through the others by symbolic "
+                             "regression on the posterior draws (e.g. a ridge such as beta = 3*gamma)",
+                             flag="--discover")
     sampler: dict = option(check=options_dict, help="flow-MCMC settings of each round", factory=dict)
     emulator: dict = option(check=options_dict, help="emulator settings", factory=dict)
+    discover_options: dict = option(check=options_dict, help="symbolic-regression settings of --discover",
+                                    factory=dict)
     slice_s: float = option(2.0, number(0, open_low=True), "seconds a step advances the current stage")
     device: str = option("auto", device_name, "auto, cpu or cuda", flag="--device")
     seed: int = option(0, at_least(0), "random seed", flag="--seed")
@@ -115,6 +131,10 @@ class CalibrateSettings(Settings):
         for k in ("bounds", "observed", "noise"):
             if getattr(self, k) is None:
                 raise ValueError(f"{k}: required (e.g. bounds={{'k': (0.1, 2.0)}}, observed=[...], noise=0.1)")
+        unknown = [k for k in self.discover if k not in self.bounds]
+        if unknown or (self.discover and len(self.bounds) < 2):
+            raise ValueError(f"discover: expected parameters among {list(self.bounds)} (at least two parameters), "
+                             f"got {list(self.discover)}")
 
     def resolve(self) -> "CalibrateSettings":
         """The settings with the run counts filled in from the number of parameters."""

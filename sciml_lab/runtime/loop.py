@@ -113,6 +113,7 @@ class _Segment:
         self.live_view = getattr(engine, "live_view", None)
         self.last_view = -math.inf
         self.last_spec: tuple | None = None
+        self.monitor_sent: Any = None  # the engine's monitor when its spec was last sent
         self.final: str | None = None
         self.want_snapshot = False
 
@@ -156,6 +157,7 @@ class _Segment:
 
     def send_spec(self) -> None:
         """The engine's monitor spec, when it differs from the one last sent."""
+        self.monitor_sent = getattr(self.engine, "monitor", None)
         spec = Spec(engine_spec(self.engine), default_extend(self.engine, tuple(self.engine.budget_words)))
         key = (json.dumps(spec.monitor, sort_keys=True, default=str), json.dumps(spec.default_extend, sort_keys=True))
         if key != self.last_spec:
@@ -213,6 +215,8 @@ class _Segment:
             self.link.send(Events((row,)))
             if self.events_log is not None:
                 self.events_log.write(json.dumps({"step": row[0], "wall_time": row[1], "metrics": metrics}) + "\n")
+            if getattr(self.engine, "monitor", None) is not self.monitor_sent:  # e.g. a pipeline's next stage
+                self.send_spec()
             if self.live_view is not None and time.monotonic() - self.last_view >= VIEW_PERIOD_S:
                 self.send_view()
             if self.want_snapshot or time.monotonic() - last_save >= self.save_every:

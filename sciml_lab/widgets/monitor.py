@@ -214,6 +214,7 @@ class Monitor(anywidget.AnyWidget):
             if new_spec:
                 self.spec, self._last_spec = dict(spec), spec
                 self.extend_default = job.extend_default
+                self.note = self.spec.get("note", "") or job.record.get("note", "")  # e.g. a pipeline's stages
             if status_dirty:
                 verdict = job.verdict
                 self.verdict = verdict.to_json() if verdict is not None else None
