@@ -197,3 +197,26 @@ def test_discover_finds_the_ridge_of_a_posterior_with_constants_and_intervals(tm
     assert ok.any() and ((lo[ok] <= found["constant_value"].values[ok]) & (found["constant_value"].values[ok] <= hi[ok])).all()
     assert list(job.result["stages"]["kind"].values)[-1] == "discover"
     assert (tmp_path / "ridge" / "stages" / "r1-discover-a" / "result.nc").exists()
+
+
+def test_discover_a_closed_form_of_the_simulator_where_the_posterior_lives(tmp_path):
+    from sciml_lab.pipeline import discover
+
+    cal = calibrate(osc.oscillator, osc.BOUNDS, observed=osc.observed(), noise=osc.NOISE, rounds=2,
+                    initial_runs=20, runs_per_round=10, n_check=0, device="cpu", sampler=SMALL, runs_dir=tmp_path,
+                    name="osc")
+    assert cal.wait(300) == "done", cal.error
+    job = discover(cal, "y[0]", on="emulator", iterations=40, seed=0)
+    assert job.wait(300) == "done", job.error
+    assert job.store.path == tmp_path / "osc" / "stages" / "discover-y_0"
+    attrs = job.result.attrs
+    assert attrs["source"] == "emulator mean of y[0] at posterior draws" and attrs["source_run"] == str(tmp_path / "osc")
+    # x(0.5) over the posterior's small region is smooth in (omega, zeta): a short formula fits it
+    front = job.result["pareto"].to_dataset()
+    assert float(front["r2"].max()) > 0.99, front
+    # reopened from disk, the emulator needs its simulator to be rebuilt
+    jobmod._JOBS.clear()
+    with pytest.raises(ValueError, match="simulator: a calibration reopened from disk needs simulator="):
+        discover(tmp_path / "osc", "y[0]", on="emulator")
+    with pytest.raises(ValueError, match="target: 'nope' is not a scalar parameter"):
+        discover(tmp_path / "osc", "nope")

@@ -6,6 +6,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 from typing import Any, Callable, Mapping
 
 from ..runtime.registry import Kind
@@ -13,7 +15,7 @@ from .engine import CalibrateEngine
 from .settings import CalibrateSettings
 from .stages import Stage, StageFailed
 
-__all__ = ["CalibrateEngine", "CalibrateSettings", "Stage", "StageFailed", "calibrate", "KIND"]
+__all__ = ["CalibrateEngine", "CalibrateSettings", "Stage", "StageFailed", "calibrate", "discover", "KIND"]
 
 
 def calibrate(simulator: Callable, bounds: Mapping[str, Any], *, observed: Any, noise: Any, name: str | None = None,
@@ -43,6 +45,73 @@ def calibrate(simulator: Callable, bounds: Mapping[str, Any], *, observed: Any, 
     launch_options = {k: options.pop(k) for k in launch_keys if k in options}
     engine = CalibrateEngine(simulator, bounds, observed=observed, noise=noise, **options)
     return launch(engine, name=name, **launch_options)
+
+
+def discover(source: Any, target: str, *, on: str = "posterior", features: Any = None, simulator: Callable | None = None,
+             name: str | None = None, **options: Any):
+    """Symbolic regression on what a calibration found, as a job of its own stored beside
+    the calibration's stages (``<run>/stages/discover-<target>``); its result's attrs
+    name the source (``source_run``, ``source``).
+
+    - ``on="posterior"``: ``target`` (a parameter) through the other parameters (or
+      ``features``), from the posterior draws: the relations the data impose, such as
+      a ridge ``beta = 3.01*gamma``.
+    - ``on="emulator"``: a closed form of the simulator where the posterior lives: the
+      final emulator's mean of the output value ``target`` (a label such as ``"y[3]"``)
+      at posterior draws, through the parameters. A calibration of this kernel gives
+      its emulator; one reopened from disk needs ``simulator=`` to rebuild it.
+
+    ``source``: a calibrate job or its run folder. ``options``: symbolic-regression
+    settings (default ``ops="+ - * /"``) and launch options.
+
+    Example:
+        >>> import numpy as np, tempfile
+        >>> def sim(a, b):
+        ...     return np.exp(-a * b * np.linspace(0.5, 3.0, 6))
+        >>> cal = calibrate(sim, {"a": (0.5, 2), "b": (0.5, 2)}, observed=sim(1.0, 1.0), noise=0.01, rounds=1,
+        ...                 initial_runs=20, n_check=0, device="cpu", runs_dir=tempfile.mkdtemp(),
+        ...                 sampler={"n_chains": 32, "n_training_loops": 4, "n_loops": 8})
+        >>> cal.wait(300)
+        'done'
+        >>> job = discover(cal, "a", iterations=30, seed=0); job.wait(300)
+        'done'
+        >>> job.store.path.parent.name, job.result.attrs["source"]
+        ('stages', 'posterior draws: a ~ b')
+    """
+    import pandas as pd
+
+    from ..runtime.launcher import launch, open_run
+    from ..runtime.store import read_result
+    from ..symreg.engine import SymRegEngine
+    from .discover import emulator_table, posterior_table, source_folder
+
+    folder = source_folder(source)
+    tree = source.result if hasattr(source, "result") else read_result(folder / "result.nc")
+    if on == "posterior":
+        X, y, names = posterior_table(tree, target, features)
+        column, what = target, f"posterior draws: {target} ~ {' + '.join(names)}"
+    elif on == "emulator":
+        engine = getattr(source, "engine", None)
+        if isinstance(engine, CalibrateEngine):
+            emu = engine.emulator()
+        else:
+            if folder is None or simulator is None:
+                raise ValueError("simulator: a calibration reopened from disk needs simulator=<function> to "
+                                 "rebuild its emulator (it is not called)")
+            last = [s for s in json.loads(tree.attrs["stages"]) if s.endswith("-emulate")][-1]
+            emu = open_run(folder / "stages" / last, simulator=simulator).engine.get_emulator()
+        X, y, names = emulator_table(tree, emu, target)
+        column = re.sub(r"[^A-Za-z0-9_]", "_", target).strip("_") or "y"
+        what = f"emulator mean of {target} at posterior draws"
+    else:
+        raise ValueError(f"on: expected 'posterior' or 'emulator', got {on!r}")
+    df = pd.DataFrame(X, columns=names).assign(**{column: y})
+    launch_options = {k: options.pop(k) for k in ("executor", "runs_dir", "store", "save_every") if k in options}
+    if folder is not None:
+        launch_options.setdefault("runs_dir", folder / "stages")
+    engine = SymRegEngine(df, target=column, features=tuple(names), **{"ops": "+ - * /", "device": "cpu", **options})
+    return launch(engine, name=name or f"discover-{column}", threads=engine.settings.threads,
+                  attrs={"source": what, "source_run": str(folder) if folder is not None else ""}, **launch_options)
 
 
 KIND = Kind("calibrate", engine=CalibrateEngine, twin=calibrate, magic="sciml_lab.pipeline.magic",

@@ -129,6 +129,14 @@ class CalibrateEngine(KitEngine):
         each stage's run folder)."""
         return snapshot_tree(self, self._sample_tree())
 
+    def emulator(self) -> Any:
+        """The emulator of the latest finished round (an :class:`~sciml_lab.emulate.Emulator`)."""
+        st = self.state
+        r = st.round if st.stage in ("check", "discover", "finished") else st.round - 1
+        if r < 0 or len(st.history) == 0:
+            raise RuntimeError("no emulator yet: the first round has not finished")
+        return self._emulate_engine(r).get_emulator()
+
     def verdict(self, metrics: Mapping[str, float] | None = None) -> Verdict:
         """``until`` judged on the last round; the warnings say what the badges' default
         targets would (with the numbers and what to do)."""

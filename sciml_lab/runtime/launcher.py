@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 from ..kit.protocol import Engine
 from .event import FINAL_STATES
@@ -77,7 +77,7 @@ def _register(job: Job) -> None:
 
 def launch(engine: Engine, *, name: str | None = None, executor: "str | Executor" = "thread",
            runs_dir: "str | Path | None" = None, store: bool = True, save_every: float = 5.0,
-           threads: int | None = None, start: bool = True) -> Job:
+           threads: int | None = None, start: bool = True, attrs: "Mapping[str, str] | None" = None) -> Job:
     """Run ``engine`` as a job and return at once.
 
     Arguments:
@@ -96,6 +96,8 @@ def launch(engine: Engine, *, name: str | None = None, executor: "str | Executor
             torch's default. On a small shared machine 1 is often much faster than
             the default, which oversubscribes the cores. Kept in ``job.json`` so
             that a resumed run uses it too.
+        attrs: text attributes every result of the run carries at its root
+            (provenance, e.g. the run whose output it was given); kept in ``job.json``.
 
     Example:
         >>> from sciml_lab.demo import PiEngine
@@ -116,6 +118,8 @@ def launch(engine: Engine, *, name: str | None = None, executor: "str | Executor
             "versions": python_info(), "budget_words": list(engine.budget_words),
             "save_every": float(save_every), "threads": threads,
         }
+        if attrs:
+            record["attrs"] = {str(k): str(v) for k, v in attrs.items()}
         if run_store is not None:
             run_store.write_json(record)
         job = Job(engine, name=job_name, executor=ex, store=run_store, save_every=save_every, record=record)

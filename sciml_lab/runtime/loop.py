@@ -62,6 +62,9 @@ def clean_metrics(metrics: Mapping[str, Any] | None) -> dict[str, float]:
 def stamp_attrs(tree: xr.DataTree, engine: Engine, record: Mapping[str, Any], elapsed: float) -> xr.DataTree:
     """Root attrs every result carries (DESIGN.md, data conventions)."""
     attrs = dict(tree.attrs)
+    extra = record.get("attrs")
+    if isinstance(extra, Mapping):  # the launcher's provenance attrs
+        attrs.update({str(k): str(v) for k, v in extra.items()})
     attrs.setdefault("device", str(getattr(engine, "device", "cpu")))
     seed = getattr(engine, "seed", None)
     attrs.setdefault("seed", -1 if seed is None else int(seed))
