@@ -6,8 +6,6 @@
 
 from __future__ import annotations
 
-import json
-import re
 from typing import Any, Callable, Mapping
 
 from ..runtime.registry import Kind
@@ -78,34 +76,11 @@ def discover(source: Any, target: str, *, on: str = "posterior", features: Any =
         >>> job.store.path.parent.name, job.result.attrs["source"]
         ('stages', 'posterior draws: a ~ b')
     """
-    import pandas as pd
-
-    from ..runtime.launcher import launch, open_run
-    from ..runtime.store import read_result
+    from ..runtime.launcher import launch
     from ..symreg.engine import SymRegEngine
-    from .discover import emulator_table, posterior_table, source_folder
+    from .discover import discovery_table
 
-    folder = source_folder(source)
-    tree = source.result if hasattr(source, "result") else read_result(folder / "result.nc")
-    if on == "posterior":
-        X, y, names = posterior_table(tree, target, features)
-        column, what = target, f"posterior draws: {target} ~ {' + '.join(names)}"
-    elif on == "emulator":
-        engine = getattr(source, "engine", None)
-        if isinstance(engine, CalibrateEngine):
-            emu = engine.emulator()
-        else:
-            if folder is None or simulator is None:
-                raise ValueError("simulator: a calibration reopened from disk needs simulator=<function> to "
-                                 "rebuild its emulator (it is not called)")
-            last = [s for s in json.loads(tree.attrs["stages"]) if s.endswith("-emulate")][-1]
-            emu = open_run(folder / "stages" / last, simulator=simulator).engine.get_emulator()
-        X, y, names = emulator_table(tree, emu, target)
-        column = re.sub(r"[^A-Za-z0-9_]", "_", target).strip("_") or "y"
-        what = f"emulator mean of {target} at posterior draws"
-    else:
-        raise ValueError(f"on: expected 'posterior' or 'emulator', got {on!r}")
-    df = pd.DataFrame(X, columns=names).assign(**{column: y})
+    df, column, names, what, folder = discovery_table(source, target, on, features, simulator)
     launch_options = {k: options.pop(k) for k in ("executor", "runs_dir", "store", "save_every") if k in options}
     if folder is not None:
         launch_options.setdefault("runs_dir", folder / "stages")

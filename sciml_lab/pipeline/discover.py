@@ -27,13 +27,16 @@ Example:
 
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
+import pandas as pd
 import xarray as xr
 
-__all__ = ["posterior_table", "emulator_table"]
+__all__ = ["posterior_table", "emulator_table", "discovery_table"]
 
 
 def _posterior(tree: xr.DataTree) -> xr.Dataset:
@@ -89,3 +92,40 @@ def source_folder(job_or_path: Any) -> Path | None:
         p = Path(job_or_path)
         return p.parent if p.name == "result.nc" else p
     return None
+
+
+def _final_emulator(source: Any, tree: xr.DataTree, folder: Path | None, simulator: Any) -> Any:
+    """The calibration's last emulator: from its engine in this kernel, else rebuilt from
+    its last emulate stage's folder with ``simulator``."""
+    from ..runtime.launcher import open_run
+    from .engine import CalibrateEngine
+
+    engine = getattr(source, "engine", None)
+    if isinstance(engine, CalibrateEngine):
+        return engine.emulator()
+    if folder is None or simulator is None:
+        raise ValueError("simulator: a calibration reopened from disk needs simulator=<function> to "
+                         "rebuild its emulator (it is not called)")
+    last = [s for s in json.loads(tree.attrs["stages"]) if s.endswith("-emulate")][-1]
+    return open_run(folder / "stages" / last, simulator=simulator).engine.get_emulator()
+
+
+def discovery_table(source: Any, target: str, on: str, features: Sequence[str] | None = None,
+                    simulator: Any = None) -> tuple[pd.DataFrame, str, list[str], str, Path | None]:
+    """The table ``discover`` searches (see :func:`sciml_lab.pipeline.discover`): the
+    DataFrame, its target column, the feature names, what the table is (in words) and
+    the calibration's run folder."""
+    from ..runtime.store import read_result
+
+    folder = source_folder(source)
+    tree = source.result if hasattr(source, "result") else read_result(folder / "result.nc")
+    if on == "posterior":
+        X, y, names = posterior_table(tree, target, features)
+        column, what = target, f"posterior draws: {target} ~ {' + '.join(names)}"
+    elif on == "emulator":
+        X, y, names = emulator_table(tree, _final_emulator(source, tree, folder, simulator), target)
+        column = re.sub(r"[^A-Za-z0-9_]", "_", target).strip("_") or "y"
+        what = f"emulator mean of {target} at posterior draws"
+    else:
+        raise ValueError(f"on: expected 'posterior' or 'emulator', got {on!r}")
+    return pd.DataFrame(X, columns=names).assign(**{column: y}), column, names, what, folder

@@ -230,7 +230,8 @@ class CalibrateEngine(KitEngine):
         init = None
         if self.state.draws is not None:  # start where the last round's posterior was
             rng = np.random.default_rng(s.seed + r)
-            rows = rng.choice(len(self.state.draws), int(opts["n_chains"]), replace=len(self.state.draws) < 64)
+            n = int(opts["n_chains"])
+            rows = rng.choice(len(self.state.draws), n, replace=len(self.state.draws) < n)
             init = {k: self.state.draws[rows, i] for i, k in enumerate(self.names)}
         return FlowMCEngine(self._likelihood(r), params=self.names, bounds=s.bounds, init=init,
                             device=self.device, **{**opts, "seed": s.seed + r})
