@@ -220,3 +220,22 @@ def test_discover_a_closed_form_of_the_simulator_where_the_posterior_lives(tmp_p
         discover(tmp_path / "osc", "y[0]", on="emulator")
     with pytest.raises(ValueError, match="target: 'nope' is not a scalar parameter"):
         discover(tmp_path / "osc", "nope")
+
+
+def _fragile(omega, zeta):
+    """The oscillator, failing (as a stiff solver may) for strong damping, far from the posterior."""
+    if zeta > 0.4:
+        raise RuntimeError("step size underflow")
+    return osc.oscillator(omega, zeta)
+
+
+def test_failing_simulator_runs_are_kept_learnt_and_reported():
+    eng = CalibrateEngine(_fragile, osc.BOUNDS, observed=osc.observed(), noise=osc.NOISE, rounds=2, initial_runs=20,
+                          runs_per_round=10, n_check=4, device="cpu", sampler=SMALL)
+    while not eng.done():
+        m = eng.step()
+    assert eng.state.failed >= 1 and m["check_failed"] == 0  # the posterior lives where the simulator works
+    mean, sd = osc.exact_moments()
+    assert (np.abs(eng.state.draws.mean(0) - mean) / sd < 0.5).all()
+    v = eng.verdict(m)
+    assert any(w.startswith(f"{eng.state.failed} of 30 simulator runs of the emulator failed") for w in v.warnings), v

@@ -115,7 +115,7 @@ class CalibrateEngine(KitEngine):
         live = self.stage.engine
         status = self.stage.advance(self.settings.slice_s)
         if st.stage == "emulate":
-            st.calls = int(live.runs.n)
+            st.calls, st.failed = int(live.runs.n), int(live.runs.n_failed)
         self.metrics.update({f"{st.stage}_{k}": float(v) for k, v in self.stage.metrics.items()
                              if k in ("nrmse", "coverage", "runs", "rhat", "ess", "loop", "r2", "best_loss")})
         if status == "done":

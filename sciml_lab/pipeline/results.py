@@ -44,6 +44,7 @@ class CalibrateState(State):
     stage: str = "emulate"
     round: int = 0
     calls: int = 0
+    failed: int = 0
     draws: Any = None
     stages: list = dataclasses.field(default_factory=list)
     check: Any = None
@@ -188,7 +189,8 @@ def snapshot_tree(eng: "CalibrateEngine", sample: xr.DataTree | None) -> xr.Data
 
 
 def calibrate_warnings(eng: "CalibrateEngine") -> list[str]:
-    """What a scientist must know beside the posterior: failed simulator runs, an
+    """What a scientist must know beside the posterior: failed simulator runs (the
+    emulator's and the check's), an
     emulator whose uncertainty still widens the posterior, a check that found the
     emulator or the model wanting."""
     st, out = eng.state, []
@@ -197,6 +199,10 @@ def calibrate_warnings(eng: "CalibrateEngine") -> list[str]:
     if math.isfinite(ratio) and ratio > 1:
         out.append(f"the emulator's sd at the posterior is {ratio:.2g}x the noise sd: its uncertainty, not the "
                    "data, sets the posterior's width; extend the run (more rounds)")
+    if st.failed:
+        last = next((n for n in reversed(st.stages) if n.endswith("-emulate")), "")
+        out.append(f"{st.failed} of {st.calls - int(sc.get('check_runs', 0))} simulator runs of the emulator failed; "
+                   f"the emulator learnt where and avoids it (see stages/{last}: /failures)")
     if sc.get("check_failed"):
         out.append(f"{int(sc['check_failed'])} of {int(sc['check_runs'])} check runs of the simulator failed "
                    "(see /check: error)")
