@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from test_notebooks import execute, outputs_text
+from test_notebooks import assert_views_inline, execute, outputs_text
 
 ROOT = Path(__file__).parent.parent
 
@@ -17,6 +17,7 @@ def test_calibration_notebook_runs_end_to_end(tmp_path):
     errors = [o for o in outputs if o.get("output_type") == "error"]
     assert not errors, errors
     assert any("application/vnd.jupyter.widget-view+json" in o.get("data", {}) for o in outputs), "no live monitor"
+    assert_views_inline(nb, 1)  # the rounds, posterior and check views render offline
     text = outputs_text(nb)
     assert re.search(r"^converged\n\s+move 0\.0\d+ < 0\.05", text, re.M), text[:3000]
     # R0 = beta/gamma from the posterior draws, against the truth 3: measured 3.015 ± 0.069; the

@@ -68,6 +68,7 @@ MODULES = [
     "sciml_lab.pipeline.check",
     "sciml_lab.pipeline.results",
     "sciml_lab.pipeline.discover",
+    "sciml_lab.pipeline.plots",
 ]
 
 

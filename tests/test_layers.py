@@ -7,7 +7,7 @@
   registry of kinds; it names no engine and no face module, not even in a string;
 - engines (``flowmc``, ``emulate``, ``symreg`` but their ``__init__``, ``magic`` and
   ``plots`` modules): pure computation;
-- pipelines (``sciml_lab/pipeline`` but its ``__init__`` and ``magic``): engines made of
+- pipelines (``sciml_lab/pipeline`` but its ``__init__``, ``magic`` and ``plots``): engines made of
   stages, each stage an ordinary run driven by the runtime's step loop; they import the
   runtime and the engines, and nothing below imports them;
 - kit (``sciml_lab/kit``): imports nothing else of sciml_lab.
@@ -69,7 +69,7 @@ def _within(name: str, prefixes) -> bool:
 def _layer(mod: str) -> str:
     if _within(mod, ("sciml_lab.kit",)):
         return "kit"
-    if _within(mod, ("sciml_lab.pipeline",)) and mod.split(".")[-1] not in ("pipeline", "magic"):
+    if _within(mod, ("sciml_lab.pipeline",)) and mod.split(".")[-1] not in ("pipeline", "magic", "plots"):
         return "pipeline"
     if _within(mod, ("sciml_lab.runtime",)):
         return "runtime"

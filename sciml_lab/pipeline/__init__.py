@@ -90,4 +90,5 @@ def discover(source: Any, target: str, *, on: str = "posterior", features: Any =
 
 
 KIND = Kind("calibrate", engine=CalibrateEngine, twin=calibrate, magic="sciml_lab.pipeline.magic",
+            views="sciml_lab.pipeline.plots",
             help="calibrate a simulator's inputs: emulate, sample with flow-MCMC, refine where the posterior lives")
