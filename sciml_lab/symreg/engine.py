@@ -53,6 +53,7 @@ def _set_iteration(self: "SymRegEngine", value: int) -> None:
 def _set_hof(self: "SymRegEngine", members: Mapping[int, tuple]) -> None:
     self.state.hof.clear()
     self.state.hof.update(members)
+    self.state.finished.clear()
 
 
 class SymRegEngine(Answers, EngineBase):
@@ -152,7 +153,12 @@ class SymRegEngine(Answers, EngineBase):
             ['best_loss', 'best_r2', 'complexity', 'evals_per_s']
         """
         with cpu_threads(self.settings.threads, self.problem.device):
-            return self.search.scoring() if self.search_done() else self.search.generation()
+            if self.search_done():
+                return self.search.scoring()
+            metrics = self.search.generation()
+            if self.search_done():  # the last generation: the front's constants snapped (Search.finish)
+                self.search.finish()
+            return metrics
 
     def target_reached(self) -> bool:
         """True once the stop loss holds and the simplest such equation has been stable for

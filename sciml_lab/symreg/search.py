@@ -11,6 +11,7 @@ import time
 import numpy as np
 
 from .front import FrontScores, Member, Simplifier, selected_index
+from .snap import Snapper
 from .population import Population, temperature
 from .problem import Problem
 from .settings import SymRegSettings
@@ -41,11 +42,22 @@ class Search:
         self.population = Population(problem, settings, state)
         self.scores = FrontScores(problem)
         self.simplifier = Simplifier(problem.vocab, problem.constraints)
+        self.snapper = Snapper(problem, self.simplifier)
         self.step_row_evaluations = 0
 
     def front(self) -> list[Member]:
-        """The Pareto front of the hall of fame."""
-        return self.state.hof.front()
+        """The Pareto front of the hall of fame, or, once :meth:`finish` has run (and until the
+        next generation), the finished front."""
+        return (self.state.finished or self.state.hof).front()
+
+    def finish(self) -> None:
+        """The search is over: the front becomes the hall of fame's front with its constants
+        snapped to simple values where the data allow (see :mod:`~sciml_lab.symreg.snap`),
+        kept in the state's ``finished``; the hall of fame, and so the search if it is
+        extended, is unchanged."""
+        self.state.finished.clear()
+        for t, c, l in self.snapper.front(self.state.hof.front()):
+            self.state.finished[len(t)] = (t, c, l)
 
     def selected_index(self, front: list[Member]) -> int:
         """The selected member of ``front`` on its losses (see :func:`~sciml_lab.symreg.front.selected_index`)."""
@@ -55,6 +67,7 @@ class Search:
     def generation(self) -> dict[str, float]:
         """One generation over all islands; returns the live metrics."""
         st, pop = self.state, self.population
+        st.finished.clear()
         t0, evals0, rows0 = time.perf_counter(), st.evals, pop.row_evaluations
         if not st.islands:
             pop.initialize()
