@@ -131,8 +131,9 @@ class SymRegEngine(Answers, EngineBase):
     # ------------------------------------------------------------------ the state, by name
     iteration = property(lambda self: self.state.budget.spent, _set_iteration, doc="Generations done.")
     budget = _of_state("budget", "The iteration budget (``budget.total``; ``budget.spent`` is :attr:`iteration`).")
-    hof = property(lambda self: self.state.hof, _set_hof,
-                   doc="The hall of fame ``{size: (tokens, constants, loss)}``; assigning a dict replaces it.")
+    hof = property(lambda self: self.state.finished or self.state.hof, _set_hof,
+                   doc="The hall of fame ``{size: (tokens, constants, loss)}`` (once the search is over, the "
+                       "finished one: constants snapped, see Search.finish); assigning a dict replaces it.")
     islands = _of_state("islands", "The populations (see :class:`~sciml_lab.symreg.state.Islands`).")
     history = _of_state("history", "One row per iteration (a :class:`~sciml_lab.kit.history.History`).")
     wall = _of_state("wall", "Seconds spent in steps.")

@@ -46,18 +46,22 @@ class Search:
         self.step_row_evaluations = 0
 
     def front(self) -> list[Member]:
-        """The Pareto front of the hall of fame, or, once :meth:`finish` has run (and until the
-        next generation), the finished front."""
+        """The Pareto front of the hall of fame (once :meth:`finish` has run, of the finished one)."""
         return (self.state.finished or self.state.hof).front()
 
     def finish(self) -> None:
-        """The search is over: the front becomes the hall of fame's front with its constants
-        snapped to simple values where the data allow (see :mod:`~sciml_lab.symreg.snap`),
-        kept in the state's ``finished``; the hall of fame, and so the search if it is
-        extended, is unchanged."""
-        self.state.finished.clear()
-        for t, c, l in self.snapper.front(self.state.hof.front()):
-            self.state.finished[len(t)] = (t, c, l)
+        """The search is over: the state's ``finished`` hall of fame holds the front's members with
+        their constants snapped to simple values where the data allow, and their shorter forms
+        (see :mod:`~sciml_lab.symreg.snap`). The search's own hall of fame is unchanged (the next
+        generation clears ``finished``), so an extended search continues exactly as if it had not
+        finished."""
+        st = self.state
+        st.finished.clear()
+        snapped, shorter = self.snapper.snap(st.hof.front())
+        for t, c, l in snapped:
+            st.finished[len(t)] = (t, c, l)
+        for t, c, l in shorter:
+            st.finished.offer(t, c, l)
 
     def selected_index(self, front: list[Member]) -> int:
         """The selected member of ``front`` on its losses (see :func:`~sciml_lab.symreg.front.selected_index`)."""

@@ -9,12 +9,13 @@ an integer or a fraction ``p/q`` with ``q <= 4``, times 1, ``pi`` or ``1/pi``) w
 others are refitted; a snap is kept when the loss rises by less than what fitting those
 constants could explain by noise alone (:func:`snap_tolerance`). The snapped members are
 then simplified (sympy's canonical form, :class:`~sciml_lab.symreg.front.Simplifier`) and
-the front is the Pareto front of the members, their refitted and snapped forms and the
-simplified ones: a snapped member replaces its member only where it is shorter (or as
-accurate), so the front stays non-dominated by anything the search has seen.
+each snapped member replaces its member (it is as accurate within noise, with fewer free
+constants), and its shorter forms join the front where they are more accurate than what it
+held at their size.
 
-The search itself never sees the snapped front (its hall of fame is unchanged), so
-extending a finished search continues it exactly as if it had not finished.
+The search's own hall of fame is unchanged (the snapped members are kept beside it, see
+:meth:`~sciml_lab.symreg.search.Search.finish`), so extending a finished search continues
+it exactly as if it had not finished.
 
 Example:
     >>> from sciml_lab.symreg.problem import Problem
@@ -50,28 +51,33 @@ DENOMINATORS = (1, 2, 3, 4)
 FACTORS = (1.0, math.pi, 1.0 / math.pi)
 #: constants larger than this are never snapped (a simple fraction of them says nothing)
 LARGEST = 1e4
+#: the largest simple fraction, and the largest numerator of a simple multiple of pi or 1/pi
+SMALL = 8
 
 
 def simple_value(v: float) -> float:
-    """The simple value nearest ``v``: an integer or ``p/q`` (``q`` in :data:`DENOMINATORS`),
-    times 1, ``pi`` or ``1/pi`` (the simplest of equally near ones); ``v`` itself when
-    ``|v|`` exceeds :data:`LARGEST` or is not finite.
+    """The simple value nearest ``v``: an integer, a fraction ``p/q`` (``q`` in
+    :data:`DENOMINATORS`, ``|p/q| <=`` :data:`SMALL`), or ``pi`` or ``1/pi`` times such a fraction
+    (``|p| <=`` :data:`SMALL`); the simplest of equally near ones; ``v`` itself when ``|v|``
+    exceeds :data:`LARGEST` or is not finite.
 
     Example:
         >>> simple_value(3.14159), simple_value(0.49998), simple_value(-0.0795775) == -1 / (4 * math.pi)
         (3.141592653589793, 0.5, True)
-        >>> simple_value(2.0000001), simple_value(1e-9)
-        (2.0, 0.0)
+        >>> simple_value(2.0000001), simple_value(1e-9), simple_value(5459.7)
+        (2.0, 0.0, 5460.0)
     """
     if not math.isfinite(v) or abs(v) > LARGEST:
         return v
-    best, dist = v, math.inf
+    best, dist = float(round(v)), abs(round(v) - v)
     for f in FACTORS:
         for q in DENOMINATORS:
-            c = round(v / f * q) / q * f
-            d = abs(c - v)
-            if d < dist * (1 - 1e-9):  # a later (less simple) value must be strictly nearer
-                best, dist = c, d
+            p = round(v / f * q)
+            if (q == 1 and f == 1.0) or abs(p) > SMALL * (q if f == 1.0 else 1):
+                continue
+            c = p / q * f
+            if abs(c - v) < dist * (1 - 1e-9):  # a later (less simple) value must be strictly nearer
+                best, dist = c, abs(c - v)
     return float(best)
 
 
@@ -94,7 +100,7 @@ class Snapper:
     ``iterations``: Levenberg–Marquardt steps of each refit.
     """
 
-    def __init__(self, problem: Problem, simplifier: Simplifier, iterations: int = 20):
+    def __init__(self, problem: Problem, simplifier: Simplifier, iterations: int = 10):
         self.problem, self.simplifier, self.iterations = problem, simplifier, iterations
 
     def _fit(self, tok: torch.Tensor, const: torch.Tensor, fixed: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -102,16 +108,20 @@ class Snapper:
         c, loss, _ = fit_constants(tok, const, p.Xs, p.ys, p.ws, p.vocab, self.iterations, fixed)
         return c, loss
 
-    def front(self, front: Sequence[Member]) -> list[Member]:
-        """The front rebuilt from the snapped members of ``front`` and their simplified forms."""
+    def snap(self, front: Sequence[Member], noise: float | None = None,
+             simplify: bool = True) -> tuple[list[Member], list[Member]]:
+        """The members of ``front`` refitted on all search rows with their constants snapped where
+        the data allow (one per member, in order), and the shorter forms sympy finds for them
+        (snapped too; none without ``simplify``). ``noise``: the noise variance (None: the lowest
+        loss of the refitted front)."""
         if not front:
-            return []
+            return [], []
         p = self.problem
         programs = [(list(t), list(c)) for t, c, _ in front]
         tok, const = pack(programs, p.maxsize, p.device, p.dtype)
         const, loss = self._fit(tok, const, None)          # every member refitted on all search rows
-        seen = list(front) + self._members(programs, const, loss)
-        base, noise, n = loss.clone(), max(float(loss.min()), p.floor), len(p.ys)
+        base, n = loss.clone(), len(p.ys)
+        noise = max(float(loss.min()) if noise is None else noise, p.floor)
         fixed = torch.zeros_like(tok, dtype=torch.bool)      # constants held at their simple values
         todo = [[i for i, t in enumerate(prog[0]) if t == CONST] for prog in programs]
         while any(todo):
@@ -134,15 +144,21 @@ class Snapper:
                 if bool(l_new[j] <= base[b] + snap_tolerance(noise, int(f_new[j].sum()), n)):
                     const[b], loss[b], fixed[b] = c_new[j], l_new[j], f_new[j]
         snapped = self._members(programs, const, loss)
+        if not simplify:
+            return snapped, []
         shorter = self.simplifier.shorter(snapped)
-        if shorter:
-            t2, c2 = pack(shorter, p.maxsize, p.device, p.dtype)
-            l2 = weighted_mse(evaluate(t2, c2, p.Xs, p.vocab), p.ys, p.ws).cpu().numpy()
-            snapped += [(t, c, float(l)) for (t, c), l in zip(shorter, l2)]
-        hof = HallOfFame(p.maxsize)
-        for t, c, l in seen + snapped:
-            if math.isfinite(l):
-                hof.offer(t, c, l)
+        # a shorter form may carry constants that sympy merged away from their snapped values
+        return snapped, self.snap([(t, c, math.inf) for t, c in shorter], noise, simplify=False)[0]
+
+    def front(self, front: Sequence[Member]) -> list[Member]:
+        """The front of ``front``'s members with each replaced by its snapped form, and the
+        shorter forms of those."""
+        snapped, shorter = self.snap(front)
+        hof = HallOfFame(self.problem.maxsize)
+        for t, c, l in snapped:
+            hof[len(t)] = (t, c, l)
+        for t, c, l in shorter:
+            hof.offer(t, c, l)
         return hof.front()
 
     @staticmethod

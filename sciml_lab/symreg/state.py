@@ -161,8 +161,9 @@ class SymRegState(State):
     fame, the iteration budget (``budget.spent`` is the iteration), the history, the
     counters, the time spent and its deadline, since when the simplest equation under
     ``stop_loss`` has held (``[complexity, iteration]``, empty: none), the last search
-    step's metrics and, once a search is over, its ``finished`` front (its constants snapped
-    to simple values; empty while it runs, see :meth:`~sciml_lab.symreg.search.Search.finish`). ``vocabulary`` is the token names, checked when a checkpoint loads.
+    step's metrics and, once a search is over, its ``finished`` hall of fame (its front with
+    constants snapped to simple values; empty while it runs, see
+    :meth:`~sciml_lab.symreg.search.Search.finish`). ``vocabulary`` is the token names, checked when a checkpoint loads.
 
     Example:
         >>> s = SymRegState.start(SymRegSettings(), ["c", "x0"])
