@@ -55,13 +55,8 @@ class Search:
         (see :mod:`~sciml_lab.symreg.snap`). The search's own hall of fame is unchanged (the next
         generation clears ``finished``), so an extended search continues exactly as if it had not
         finished."""
-        st = self.state
-        st.finished.clear()
-        snapped, shorter = self.snapper.snap(st.hof.front())
-        for t, c, l in snapped:
-            st.finished[len(t)] = (t, c, l)
-        for t, c, l in shorter:
-            st.finished.offer(t, c, l)
+        self.state.finished.clear()
+        self.state.finished.update(self.snapper.hall_of_fame(self.state.hof.front()))
 
     def selected_index(self, front: list[Member]) -> int:
         """The selected member of ``front`` on its losses (see :func:`~sciml_lab.symreg.front.selected_index`)."""

@@ -3,15 +3,14 @@
 A search fits its constants on a subsample of rows and stops wherever its time runs out,
 so a member that *is* the law often carries ``0.99988`` for ``1`` or ``3.14159265`` for
 ``pi``, and is then longer or less exact than it reads. Once the search is over, every
-front member is refitted on all search rows and its constants are held, one at a time
-(the nearest to a simple value first), at the nearest simple value (:func:`simple_value`:
-an integer or a fraction ``p/q`` with ``q <= 4``, times 1, ``pi`` or ``1/pi``) while the
-others are refitted; a snap is kept when the loss rises by less than what fitting those
-constants could explain by noise alone (:func:`snap_tolerance`). The snapped members are
-then simplified (sympy's canonical form, :class:`~sciml_lab.symreg.front.Simplifier`) and
-each snapped member replaces its member (it is as accurate within noise, with fewer free
-constants), and its shorter forms join the front where they are more accurate than what it
-held at their size.
+front member is refitted on all search rows and its constants within 2 % of a simple value
+(:func:`simple_value`: an integer or a fraction ``p/q`` with ``q <= 4``, times 1, ``pi`` or
+``1/pi``) are held there, one at a time (the nearest first), while the others are refitted;
+a snap is kept when the loss rises by less than what fitting those constants could explain
+by noise alone (:func:`snap_tolerance`). Each snapped member replaces its member (as
+accurate within noise, with fewer free constants); its shorter forms (sympy's canonical
+form, :class:`~sciml_lab.symreg.front.Simplifier`, snapped again) join where they are more
+accurate than what the front held at their size.
 
 The search's own hall of fame is unchanged (the snapped members are kept beside it, see
 :meth:`~sciml_lab.symreg.search.Search.finish`), so extending a finished search continues
@@ -25,7 +24,7 @@ Example:
     >>> p = Problem.build(x, np.pi * x + 0.5, None, s, {})
     >>> snapper = Snapper(p, Simplifier(p.vocab, p.constraints))
     >>> member = ([1, 2, 4, 1, 3], [3.1416, 0, 0, 0.4999, 0], 1e-6)      # c*x + c (c=1, x=2, +=3, *=4)
-    >>> [(t, [round(v, 12) for v in c]) for t, c, _ in snapper.front([member])]
+    >>> [(t, [round(v, 12) for v in c]) for t, c, _ in snapper.hall_of_fame([member]).front()]
     [([1, 2, 4, 1, 3], [3.14159265359, 0.0, 0.0, 0.5, 0.0])]
 """
 
@@ -51,6 +50,8 @@ DENOMINATORS = (1, 2, 3, 4)
 FACTORS = (1.0, math.pi, 1.0 / math.pi)
 #: constants larger than this are never snapped (a simple fraction of them says nothing)
 LARGEST = 1e4
+#: constants further than this (relatively) from their simple value are not tried
+NEAR = 0.02
 #: the largest simple fraction, and the largest numerator of a simple multiple of pi or 1/pi
 SMALL = 8
 
@@ -81,6 +82,15 @@ def simple_value(v: float) -> float:
     return float(best)
 
 
+def _distance(v: float) -> float:
+    """How far ``v`` is from its simple value, relatively (0 for 0)."""
+    return abs(simple_value(v) - v) / max(abs(v), 1e-300)
+
+
+def _near(v: float) -> bool:
+    return _distance(v) <= NEAR
+
+
 def snap_tolerance(noise_loss: float, k: int, n: int) -> float:
     """The largest rise of the mean squared error accepted for holding ``k`` constants at
     simple values, on ``n`` rows with a noise variance of ``noise_loss``: freeing ``k``
@@ -95,15 +105,15 @@ def snap_tolerance(noise_loss: float, k: int, n: int) -> float:
 
 
 class Snapper:
-    """Snaps the constants of a front (see the module's docstring): ``front(members)`` is the
-    front rebuilt from the snapped and simplified members, losses on the search rows.
+    """Snaps the constants of a front (see the module's docstring); losses on the search rows.
     ``iterations``: Levenberg–Marquardt steps of each refit.
     """
 
     def __init__(self, problem: Problem, simplifier: Simplifier, iterations: int = 10):
         self.problem, self.simplifier, self.iterations = problem, simplifier, iterations
 
-    def _fit(self, tok: torch.Tensor, const: torch.Tensor, fixed: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+    def _fit(self, tok: torch.Tensor, const: torch.Tensor,
+             fixed: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
         p = self.problem
         c, loss, _ = fit_constants(tok, const, p.Xs, p.ys, p.ws, p.vocab, self.iterations, fixed)
         return c, loss
@@ -123,15 +133,16 @@ class Snapper:
         base, n = loss.clone(), len(p.ys)
         noise = max(float(loss.min()) if noise is None else noise, p.floor)
         fixed = torch.zeros_like(tok, dtype=torch.bool)      # constants held at their simple values
-        todo = [[i for i, t in enumerate(prog[0]) if t == CONST] for prog in programs]
+        # the constants within NEAR (relatively) of a simple value: the others would not hold there
+        todo = [[i for i, t in enumerate(prog[0]) if t == CONST and _near(float(const[b, i]))]
+                for b, prog in enumerate(programs)]
         while any(todo):
             rows, trial_const, trial_fixed = [], [], []
             for b, free in enumerate(todo):
                 if not free:
                     continue
                 # the constant nearest (relatively) to its simple value first
-                vals = [float(const[b, i]) for i in free]
-                i = free.pop(int(np.argmin([abs(simple_value(v) - v) / max(abs(v), 1e-300) for v in vals])))
+                i = free.pop(int(np.argmin([_distance(float(const[b, i])) for i in free])))
                 c, f = const[b].clone(), fixed[b].clone()
                 c[i], f[i] = simple_value(float(c[i])), True
                 rows.append(b)
@@ -150,18 +161,19 @@ class Snapper:
         # a shorter form may carry constants that sympy merged away from their snapped values
         return snapped, self.snap([(t, c, math.inf) for t, c in shorter], noise, simplify=False)[0]
 
-    def front(self, front: Sequence[Member]) -> list[Member]:
-        """The front of ``front``'s members with each replaced by its snapped form, and the
-        shorter forms of those."""
+    def hall_of_fame(self, front: Sequence[Member]) -> HallOfFame:
+        """A hall of fame of ``front``'s members, each replaced by its snapped form, and the
+        shorter forms of those where they are the most accurate of their size."""
         snapped, shorter = self.snap(front)
         hof = HallOfFame(self.problem.maxsize)
         for t, c, l in snapped:
             hof[len(t)] = (t, c, l)
         for t, c, l in shorter:
             hof.offer(t, c, l)
-        return hof.front()
+        return hof
 
     @staticmethod
     def _members(programs: list, const: torch.Tensor, loss: torch.Tensor) -> list[Member]:
         const_np, loss_np = const.cpu().numpy(), loss.cpu().numpy()
-        return [(list(prog[0]), const_np[b, :len(prog[0])].tolist(), float(loss_np[b])) for b, prog in enumerate(programs)]
+        return [(list(prog[0]), const_np[b, :len(prog[0])].tolist(), float(loss_np[b]))
+                for b, prog in enumerate(programs)]
