@@ -28,7 +28,7 @@ Program = tuple[list[int], list[float]]
 #: over weights favouring "add"
 MUTATIONS: dict[str, float] = {
     "constant": 0.1, "operator": 0.5, "add": 0.5, "insert": 2.0, "delete": 1.0, "subtree": 0.2, "swap": 0.1,
-    "leaf": 0.4, "factor": 0.5, "square": 0.1,
+    "leaf": 0.4,
 }
 
 
@@ -132,11 +132,8 @@ def mutate(prog: Program, rng: np.random.Generator, vocab: Vocabulary, kind: str
     another of the same arity), ``leaf`` (change a variable or constant), ``add``
     (wrap a subtree in a new operator), ``insert`` (alias of ``add`` deeper in the
     tree), ``delete`` (replace an operator by one of its operands), ``subtree``
-    (replace a subtree by a random one), ``swap`` (exchange the operands of a
-    binary operator), ``factor`` (multiply or divide the tree, half of the time, or a
-    random subtree by a variable, a quarter of the time wrapped in a unary operator)
-    and ``square`` (a subtree times itself): products and quotients of several
-    variables, the commonest shape of physical laws, grow a factor at a time.
+    (replace a subtree by a random one) and ``swap`` (exchange the operands of a
+    binary operator).
 
     Example:
         >>> from sciml_lab.symreg.expression import parse_ops
@@ -214,28 +211,6 @@ def _wrap(tok: list[int], const: list[float], end: int, rng: np.random.Generator
     return _splice((tok, const), s, e, new)
 
 
-def _factor(tok: list[int], const: list[float], rng: np.random.Generator, vocab: Vocabulary) -> Program:
-    """The tree (half of the time) or a random subtree times or divided by a variable (a quarter of
-    the time wrapped in a unary operator)."""
-    ops = [vocab.token(o) for o in ("*", "/") if o in vocab.names] or list(vocab.binary_tokens)
-    end = len(tok) - 1 if rng.random() < 0.5 else int(rng.integers(len(tok)))
-    s, e = _span((tok, const), end, vocab)
-    factor = [int(rng.choice(vocab.var_tokens))]
-    if len(vocab.unary_tokens) and rng.random() < 0.25:
-        factor.append(int(rng.choice(vocab.unary_tokens)))
-    new = (tok[s:e + 1] + factor + [int(rng.choice(ops))], const[s:e + 1] + [0.0] * (len(factor) + 1))
-    return _splice((tok, const), s, e, new)
-
-
-def _square(tok: list[int], const: list[float], rng: np.random.Generator, vocab: Vocabulary) -> Program:
-    """A random subtree times itself."""
-    if "*" not in vocab.names:
-        return _factor(tok, const, rng, vocab)
-    s, e = _span((tok, const), int(rng.integers(len(tok))), vocab)
-    sub_t, sub_c = tok[s:e + 1], const[s:e + 1]
-    return _splice((tok, const), s, e, (sub_t + sub_t + [vocab.token("*")], sub_c + sub_c + [0.0]))
-
-
 def _delete_operator(tok: list[int], const: list[float], rng: np.random.Generator, vocab: Vocabulary) -> Program:
     ar = vocab.arity
     i = _pick(tok, rng, lambda t: ar[t] > 0)
@@ -271,7 +246,7 @@ def _swap_operands(tok: list[int], const: list[float], rng: np.random.Generator,
 #: (it may change the copies of the lists it is given)
 _MUTATORS = {"constant": _perturb_constant, "operator": _change_operator, "add": _add_operator,
               "insert": _insert_operator, "delete": _delete_operator, "subtree": _replace_subtree,
-              "swap": _swap_operands, "leaf": _change_leaf, "factor": _factor, "square": _square}
+              "swap": _swap_operands, "leaf": _change_leaf}
 
 
 def crossover(a: Program, b: Program, rng: np.random.Generator, vocab: Vocabulary) -> tuple[Program, Program]:
