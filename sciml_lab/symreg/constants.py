@@ -18,7 +18,7 @@ import torch
 from .evaluation import evaluate, nan_to_inf
 from .vocabulary import CONST, Vocabulary
 
-__all__ = ["fit_constants", "weighted_mse", "STALL_STEPS", "STALL_RTOL", "STALL_DAMPING", "TINY_LOSS"]
+__all__ = ["fit_constants", "weighted_mse", "scaled_mse", "STALL_STEPS", "STALL_RTOL", "STALL_DAMPING", "TINY_LOSS"]
 
 #: a row stops once it has not improved its loss by more than ``STALL_RTOL`` (relative) for this many
 #: iterations in a row: its fit has converged (or is stuck), and further iterations only cost evaluations
@@ -42,9 +42,38 @@ def weighted_mse(pred: torch.Tensor, y: torch.Tensor, w: torch.Tensor | None) ->
     return nan_to_inf(loss)
 
 
+def scaled_mse(pred: torch.Tensor, y: torch.Tensor, w: torch.Tensor | None) -> torch.Tensor:
+    """Mean squared error per row of ``pred (P, N)`` after the best linear scaling ``a * pred + b``
+    of each row (closed form, no fit): how good a row's *shape* is, whatever its constants; a
+    row that is constant (or not finite) scores the variance of ``y`` (or ``inf``).
+
+    References:
+        Keijzer, "Improving Symbolic Regression with Interval Arithmetic and Linear Scaling"
+        (EuroGP 2003), https://doi.org/10.1007/3-540-36599-0_7.
+
+    Example:
+        >>> y = torch.tensor([1.0, 3.0, 5.0], dtype=torch.float64)
+        >>> pred = torch.tensor([[0.0, 1.0, 2.0], [1.0, 1.0, 1.0]], dtype=torch.float64)
+        >>> scaled_mse(pred, y, None).tolist()   # 2*p + 1 fits; a constant scores the variance of y
+        [0.0, 2.6666666666666665]
+    """
+    w = torch.ones_like(y) if w is None else w
+    wn = w / w.mean()
+    ym = (wn * y).mean()
+    pm = (pred * wn).mean(1, keepdim=True)
+    dp, dy = pred - pm, y - ym
+    var_p = (wn * dp * dp).mean(1)
+    cov = (wn * dp * dy).mean(1)
+    var_y = (wn * dy * dy).mean()
+    loss = var_y - torch.where(var_p > 0, cov * cov / torch.where(var_p > 0, var_p, 1.0), torch.zeros_like(var_p))
+    return nan_to_inf(loss.clamp(min=0.0))
+
+
 def fit_constants(tokens: torch.Tensor, constants: torch.Tensor, X: torch.Tensor, y: torch.Tensor,
-                  w: torch.Tensor | None, vocab: Vocabulary, iterations: int = 8) -> tuple[torch.Tensor, torch.Tensor, int]:
+                  w: torch.Tensor | None, vocab: Vocabulary, iterations: int = 8,
+                  fixed: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, int]:
     """Fit the constants of every row by Levenberg–Marquardt; returns (constants, loss, evaluations).
+    ``fixed`` (a boolean mask like ``tokens``, optional) holds the constants where it is true.
 
     Rows without constants, or whose fit does not improve, keep their constants. A row leaves
     the batch once it has converged (for :data:`STALL_STEPS` iterations, no accepted step gaining
@@ -60,7 +89,7 @@ def fit_constants(tokens: torch.Tensor, constants: torch.Tensor, X: torch.Tensor
         >>> [round(v, 6) for v in c2[0, [0, 3]].tolist()], loss.item() < 1e-20
         ([3.0, -1.0], True)
     """
-    fit = _LevenbergMarquardt(tokens, constants, X, y, w, vocab)
+    fit = _LevenbergMarquardt(tokens, constants, X, y, w, vocab, fixed)
     if fit.C == 0 or iterations <= 0:
         return constants, fit.loss, fit.evals
     fit.start()
@@ -77,10 +106,10 @@ class _LevenbergMarquardt:
     residuals, loss, damping and the count of iterations without progress."""
 
     def __init__(self, tokens: torch.Tensor, constants: torch.Tensor, X: torch.Tensor, y: torch.Tensor,
-                 w: torch.Tensor | None, vocab: Vocabulary):
+                 w: torch.Tensor | None, vocab: Vocabulary, fixed: torch.Tensor | None = None):
         self.tokens, self.constants, self.X, self.y, self.vocab = tokens, constants, X, y, vocab
         self.sw = torch.sqrt(w) if w is not None else None
-        self.cmask = tokens == CONST
+        self.cmask = (tokens == CONST) if fixed is None else (tokens == CONST) & ~fixed
         self.n_const = self.cmask.sum(1)
         B = tokens.shape[0]
         self.C = int(self.n_const.max()) if B else 0

@@ -53,6 +53,7 @@ def _set_iteration(self: "SymRegEngine", value: int) -> None:
 def _set_hof(self: "SymRegEngine", members: Mapping[int, tuple]) -> None:
     self.state.hof.clear()
     self.state.hof.update(members)
+    self.state.finished.clear()
 
 
 class SymRegEngine(Answers, EngineBase):
@@ -130,8 +131,9 @@ class SymRegEngine(Answers, EngineBase):
     # ------------------------------------------------------------------ the state, by name
     iteration = property(lambda self: self.state.budget.spent, _set_iteration, doc="Generations done.")
     budget = _of_state("budget", "The iteration budget (``budget.total``; ``budget.spent`` is :attr:`iteration`).")
-    hof = property(lambda self: self.state.hof, _set_hof,
-                   doc="The hall of fame ``{size: (tokens, constants, loss)}``; assigning a dict replaces it.")
+    hof = property(lambda self: self.state.finished or self.state.hof, _set_hof,
+                   doc="The hall of fame ``{size: (tokens, constants, loss)}`` (once the search is over, the "
+                       "finished one: constants snapped, see Search.finish); assigning a dict replaces it.")
     islands = _of_state("islands", "The populations (see :class:`~sciml_lab.symreg.state.Islands`).")
     history = _of_state("history", "One row per iteration (a :class:`~sciml_lab.kit.history.History`).")
     wall = _of_state("wall", "Seconds spent in steps.")
@@ -152,7 +154,12 @@ class SymRegEngine(Answers, EngineBase):
             ['best_loss', 'best_r2', 'complexity', 'evals_per_s']
         """
         with cpu_threads(self.settings.threads, self.problem.device):
-            return self.search.scoring() if self.search_done() else self.search.generation()
+            if self.search_done():
+                return self.search.scoring()
+            metrics = self.search.generation()
+            if self.search_done():  # the last generation: the front's constants snapped (Search.finish)
+                self.search.finish()
+            return metrics
 
     def target_reached(self) -> bool:
         """True once the stop loss holds and the simplest such equation has been stable for

@@ -28,7 +28,7 @@ import math
 import numpy as np
 import torch
 
-from .constants import fit_constants, weighted_mse
+from .constants import fit_constants, scaled_mse, weighted_mse
 from .expression import evaluate, pack
 from .problem import Problem
 from .settings import SymRegSettings
@@ -52,7 +52,7 @@ def max_row_evaluations(settings: SymRegSettings, search_rows: int) -> int:
     """An upper bound of the row-evaluations (rows x expressions) of one step: each batch
     of candidates (the initial populations, the children, the simplified front) is
     evaluated on the ``search_rows`` rows, with Levenberg–Marquardt fits of the best
-    share, plus ``score_rows_per_step`` for the front on all rows.
+    share (on the fit rows, at most the search rows), plus ``score_rows_per_step`` for the front on all rows.
 
     Example:
         >>> max_row_evaluations(SymRegSettings(), 100) < max_row_evaluations(SymRegSettings(), 200)
@@ -63,7 +63,9 @@ def max_row_evaluations(settings: SymRegSettings, search_rows: int) -> int:
 
     def batch(p: int) -> int:
         fitted = max(1, int(math.ceil(s.optimize_fraction * p))) if s.const_iterations else 0
-        return p + fitted * (1 + s.const_iterations * (n_const + 1))
+        # a fit: its first evaluation and its iterations on the fit rows (at most the search rows), then
+        # one evaluation of the fitted on the search rows
+        return p + fitted * (2 + s.const_iterations * (n_const + 1))
 
     batches = batch(s.n_islands * s.population_size) + batch(s.n_islands * s.n_children) + batch(s.maxsize)
     return batches * search_rows + s.score_rows_per_step + (n_const + 1)
@@ -101,26 +103,60 @@ class Population:
             counts += np.bincount([len(p[0]) for p in isl["programs"]], minlength=m)[:m]
         return counts / counts.sum()
 
+    def known(self) -> dict[tuple, tuple[list[float], float]]:
+        """The programs of the islands and the hall of fame, by tokens: their fitted constants and
+        loss (the lowest of those sharing the tokens). Derived from the state, so a resumed run
+        sees the same programs as an uninterrupted one."""
+        out: dict[tuple, tuple[list[float], float]] = {}
+        members = [(q, l) for isl in self.state.islands for q, l in zip(isl["programs"], isl["loss"])]
+        members += [((t, c), l) for t, c, l in self.state.hof.values()]
+        for (t, c), l in members:
+            key = tuple(t)
+            if math.isfinite(l) and (key not in out or l < out[key][1]):
+                out[key] = (c, float(l))
+        return out
+
     def score(self, programs: list[Program], optimize: bool) -> tuple[list[Program], np.ndarray]:
-        """Evaluate in one batch; fit the constants of the most promising; update the hall of fame."""
+        """Evaluate in one batch; fit the constants of the most promising; update the hall of fame.
+
+        With ``optimize``, a program whose tokens are already on an island or in the hall of fame
+        takes that member's fitted constants (when they score better than its own) and is not
+        refitted; of the others, the ``optimize_fraction`` whose shapes fit best (their loss after
+        a linear scaling, :func:`~sciml_lab.symreg.constants.scaled_mse`) are fitted by
+        Levenberg–Marquardt."""
         p, s, st = self.problem, self.settings, self.state
         tok, const = pack(programs, s.maxsize, p.device, p.dtype)
-        loss = weighted_mse(evaluate(tok, const, p.Xs, p.vocab), p.ys, p.ws)
+        pred = evaluate(tok, const, p.Xs, p.vocab)
+        loss = weighted_mse(pred, p.ys, p.ws)
         st.evals += len(programs)
         self.row_evaluations += len(programs) * len(p.ys)
         has_const = (tok == 1).any(1)
         if optimize and s.const_iterations and bool(has_const.any()):
             loss_np = loss.cpu().numpy()
-            cand = np.flatnonzero(has_const.cpu().numpy() & np.isfinite(loss_np))
-            n_opt = max(1, int(math.ceil(s.optimize_fraction * len(programs))))
-            cand = cand[np.argsort(loss_np[cand], kind="stable")[:n_opt]]
+            known, fresh = self.known(), np.ones(len(programs), dtype=bool)
+            for i, q in enumerate(programs):
+                hit = known.get(tuple(q[0]))
+                if hit is not None:
+                    fresh[i] = False
+                    if not hit[1] >= loss_np[i]:
+                        const[i, :len(hit[0])] = torch.as_tensor(hit[0], dtype=const.dtype)
+                        loss[i] = hit[1]
+            shape = scaled_mse(pred, p.ys, p.ws).cpu().numpy()
+            cand = np.flatnonzero(has_const.cpu().numpy() & np.isfinite(shape) & fresh)
+            n_opt = max(1, int(math.ceil(s.optimize_fraction * int(fresh.sum()))))
+            cand = cand[np.argsort(shape[cand], kind="stable")[:n_opt]]
             if len(cand):
                 idx = torch.as_tensor(cand, device=p.device)
-                c_fit, l_fit, ev = fit_constants(tok[idx], const[idx], p.Xs, p.ys, p.ws, p.vocab, s.const_iterations)
+                c_fit, l_fit, ev = fit_constants(tok[idx], const[idx], p.Xf, p.yf, p.wf, p.vocab, s.const_iterations)
                 st.evals += ev
-                self.row_evaluations += ev * len(p.ys)
-                const[idx] = c_fit
-                loss[idx] = l_fit
+                self.row_evaluations += ev * len(p.yf)
+                if p.yf is not p.ys:  # fitted on a subsample: scored on the search rows, kept where better
+                    l_fit = weighted_mse(evaluate(tok[idx], c_fit, p.Xs, p.vocab), p.ys, p.ws)
+                    st.evals += len(cand)
+                    self.row_evaluations += len(cand) * len(p.ys)
+                better = l_fit < loss[idx]
+                const[idx] = torch.where(better[:, None], c_fit, const[idx])
+                loss[idx] = torch.where(better, l_fit, loss[idx])
         loss_np = loss.cpu().numpy().astype(float)
         const_np = const.cpu().numpy()
         out = [(list(q[0]), const_np[i, :len(q[0])].tolist()) for i, q in enumerate(programs)]

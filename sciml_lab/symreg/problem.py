@@ -28,7 +28,8 @@ __all__ = ["Problem", "cpu_threads"]
 
 class Problem:
     """The data (``X``, ``y``, weights ``w`` on ``device`` in ``dtype``), its search
-    subsample (``Xs``, ``ys``, ``ws``; the same tensors when all rows are searched),
+    subsample (``Xs``, ``ys``, ``ws``; the same tensors when all rows are searched), the
+    rows constant fits use (``Xf``, ``yf``, ``wf``: a subsample of the search rows),
     the target's variance ``var_y``, the loss ``floor`` that counts as exact, the
     vocabulary and the constraints.
 
@@ -57,6 +58,7 @@ class Problem:
         self.y = torch.as_tensor(data.y, dtype=self.dtype, device=self.device)
         self.w = None if data.weights is None else torch.as_tensor(data.weights, dtype=self.dtype, device=self.device)
         self._subsample(settings.search_rows, settings.seed)
+        self._fit_subsample(settings.fit_rows, settings.seed)
         wy = data.weights if data.weights is not None else np.ones_like(data.y)
         mean = float(np.average(data.y, weights=wy))
         self.var_y = float(np.average((data.y - mean) ** 2, weights=wy))
@@ -80,6 +82,17 @@ class Problem:
         idx = torch.as_tensor(self.search_idx, device=self.device)
         self.Xs, self.ys = self.X[idx], self.y[idx]
         self.ws = None if self.w is None else self.w[idx]
+
+    def _fit_subsample(self, fit_rows: int | None, seed: int) -> None:
+        n = len(self.ys)
+        if fit_rows is None or n <= fit_rows:
+            self.Xf, self.yf, self.wf = self.Xs, self.ys, self.ws
+            return
+        # a fixed subsample of the search rows, drawn from the seed (not from the search's random stream)
+        idx = torch.as_tensor(np.sort(np.random.default_rng([seed, 2]).choice(n, fit_rows, replace=False)),
+                              device=self.device)
+        self.Xf, self.yf = self.Xs[idx], self.ys[idx]
+        self.wf = None if self.ws is None else self.ws[idx]
 
     @property
     def n_rows(self) -> int:

@@ -11,6 +11,7 @@ import time
 import numpy as np
 
 from .front import FrontScores, Member, Simplifier, selected_index
+from .snap import Snapper
 from .population import Population, temperature
 from .problem import Problem
 from .settings import SymRegSettings
@@ -41,11 +42,21 @@ class Search:
         self.population = Population(problem, settings, state)
         self.scores = FrontScores(problem)
         self.simplifier = Simplifier(problem.vocab, problem.constraints)
+        self.snapper = Snapper(problem, self.simplifier)
         self.step_row_evaluations = 0
 
     def front(self) -> list[Member]:
-        """The Pareto front of the hall of fame."""
-        return self.state.hof.front()
+        """The Pareto front of the hall of fame (once :meth:`finish` has run, of the finished one)."""
+        return (self.state.finished or self.state.hof).front()
+
+    def finish(self) -> None:
+        """The search is over: the state's ``finished`` hall of fame holds the front's members with
+        their constants snapped to simple values where the data allow, and their shorter forms
+        (see :mod:`~sciml_lab.symreg.snap`). The search's own hall of fame is unchanged (the next
+        generation clears ``finished``), so an extended search continues exactly as if it had not
+        finished."""
+        self.state.finished.clear()
+        self.state.finished.update(self.snapper.hall_of_fame(self.state.hof.front()))
 
     def selected_index(self, front: list[Member]) -> int:
         """The selected member of ``front`` on its losses (see :func:`~sciml_lab.symreg.front.selected_index`)."""
@@ -55,6 +66,7 @@ class Search:
     def generation(self) -> dict[str, float]:
         """One generation over all islands; returns the live metrics."""
         st, pop = self.state, self.population
+        st.finished.clear()
         t0, evals0, rows0 = time.perf_counter(), st.evals, pop.row_evaluations
         if not st.islands:
             pop.initialize()

@@ -36,7 +36,7 @@ from ..kit.protocol import Criterion, parse_criteria
 from ..kit.settings import Settings, option
 
 __all__ = ["SymRegSettings", "METRICS", "DEFAULT_OPS", "DEFAULT_NESTED", "SELECTIONS", "SEARCH_ROWS",
-           "SCORE_ROWS_PER_STEP", "EXACT"]
+           "SCORE_ROWS_PER_STEP", "EXACT", "FIT_ROWS"]
 
 DEFAULT_OPS = "+ - * / sin cos exp log"
 _TRIG = ["sin", "cos", "tan"]
@@ -51,6 +51,8 @@ DEFAULT_ITERATIONS, TIMED_ITERATIONS = 200, 100_000
 EXACT = 1e-12
 #: default number of rows the search evaluates candidates on (a fixed subsample of larger data)
 SEARCH_ROWS = 2048
+#: default number of rows the search's constant fits use (a fixed subsample of the search rows)
+FIT_ROWS = 128
 #: default row-evaluations per step spent scoring the front on all rows
 SCORE_ROWS_PER_STEP = 1 << 20
 #: the live metrics of a step (``until`` may name any of them; see the module's docstring)
@@ -154,6 +156,9 @@ class SymRegSettings(Settings):
     search_rows: int | None = option(SEARCH_ROWS, optional(at_least(3)), "rows the search evaluates candidates on, "
                                      "a fixed subsample of larger data; the front is then scored on all rows "
                                      "(None: all rows)", flag="--search-rows")
+    fit_rows: int | None = option(FIT_ROWS, optional(at_least(3)), "rows the constant fits of the search use, a "
+                                  "fixed subsample of the search rows; fitted candidates are then scored on "
+                                  "all search rows (None: all search rows)")
     score_rows_per_step: int = option(SCORE_ROWS_PER_STEP, at_least(1), "row-evaluations per step scoring the "
                                       "front on all rows")
     device: str = option("auto", _device, "auto, cpu or cuda", flag="--device")

@@ -160,8 +160,10 @@ class SymRegState(State):
     """Everything a search step changes: the random stream, the populations, the hall of
     fame, the iteration budget (``budget.spent`` is the iteration), the history, the
     counters, the time spent and its deadline, since when the simplest equation under
-    ``stop_loss`` has held (``[complexity, iteration]``, empty: none) and the last search
-    step's metrics. ``vocabulary`` is the token names, checked when a checkpoint loads.
+    ``stop_loss`` has held (``[complexity, iteration]``, empty: none), the last search
+    step's metrics and, once a search is over, its ``finished`` hall of fame (its front with
+    constants snapped to simple values; empty while it runs, see
+    :meth:`~sciml_lab.symreg.search.Search.finish`). ``vocabulary`` is the token names, checked when a checkpoint loads.
 
     Example:
         >>> s = SymRegState.start(SymRegSettings(), ["c", "x0"])
@@ -181,6 +183,7 @@ class SymRegState(State):
     deadline: float | None = None
     target_since: list[int] = dataclasses.field(default_factory=list)
     metrics: dict[str, float] = dataclasses.field(default_factory=dict)
+    finished: HallOfFame = dataclasses.field(default_factory=lambda: HallOfFame(0))
 
     @classmethod
     def start(cls, settings: SymRegSettings, vocabulary: Sequence[str]) -> "SymRegState":
@@ -188,7 +191,7 @@ class SymRegState(State):
         budget = Budget("iterations", settings.total_iterations, settings.criteria)
         return cls(list(vocabulary), NumpyRandom(settings.seed), Islands(settings.maxsize),
                    HallOfFame(settings.maxsize), budget, History("iteration", HISTORY, _HISTORY_ATTRS),
-                   deadline=settings.time_limit)
+                   deadline=settings.time_limit, finished=HallOfFame(settings.maxsize))
 
 
 def upgrade(state: Mapping[str, Any]) -> dict[str, Any]:
