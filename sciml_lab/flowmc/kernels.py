@@ -212,7 +212,7 @@ def _finite_rows(*tensors: torch.Tensor | None) -> torch.Tensor:
     return ok
 
 
-def local_step(kernel: str, target: Target, state: ChainState, eps: float, chol: torch.Tensor,
+def local_step(kernel: str, target: Target, state: ChainState, eps: "float | torch.Tensor", chol: torch.Tensor,
                generator: torch.Generator, n_leapfrog: int = 8
                ) -> tuple[ChainState, torch.Tensor, torch.Tensor, torch.Tensor]:
     """One local move of every chain; returns ``(state, accepted, alpha, energy_error)``.
@@ -224,6 +224,10 @@ def local_step(kernel: str, target: Target, state: ChainState, eps: float, chol:
     ``DIVERGENCE_THRESHOLD`` the transition is divergent: the integrator left the
     region where it is accurate, a sign of high curvature (a funnel).
 
+    ``eps`` is one step size for all chains or one per chain (a ``(n,)`` tensor); a
+    step size drawn independently of the chain's position leaves each move reversible
+    with respect to the target, so the same acceptance ratio holds.
+
     Example:
         >>> t = Target(lambda x: -0.5 * (x ** 2).sum(1), dim=2)
         >>> x = torch.zeros(4, 2); lp, g = t.log_prob_and_grad(x)
@@ -234,6 +238,8 @@ def local_step(kernel: str, target: Target, state: ChainState, eps: float, chol:
     """
     x, lp, grad = state.x, state.lp, state.grad
     g = generator
+    if torch.is_tensor(eps):
+        eps = eps.to(dtype=x.dtype, device=x.device).reshape(-1, 1)
     xi = torch.randn(x.shape, generator=g, dtype=x.dtype, device=x.device)
     if kernel == "rw":
         y = x + eps * xi @ chol.T

@@ -121,11 +121,14 @@ class Schedule:
         n_local = self.local_steps()
         todo = min(n_local - run.phase_steps, self.chunk(evals))
         us, lps, accs, energies = [], [], [], []
+        if adapt.eps_chains is None and s.step_adaptation == "chain":
+            adapt.per_chain(s.n_chains)
         for _ in range(todo):
-            run.chains, acc, alpha, energy = local_step(adapt.kernel, self.target, run.chains, adapt.eps, adapt.chol,
+            eps = adapt.local_step_sizes(s.n_chains, self.production, s.step_jitter, self.gen)
+            run.chains, acc, alpha, energy = local_step(adapt.kernel, self.target, run.chains, eps, adapt.chol,
                                                         self.gen, s.n_leapfrog)
             if not self.production:  # Robbins-Monro on log(eps), reset at each mass update
-                adapt.eps, adapt.adapt_t = adapt_step(adapt.eps, adapt.adapt_t, alpha, adapt.target_acceptance)
+                adapt.adapt_local(alpha)
             us.append(run.chains.x)
             lps.append(run.chains.lp)
             accs.append(acc)

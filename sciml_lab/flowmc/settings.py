@@ -121,6 +121,11 @@ class FlowMCSettings(Settings):
     kernel: str = option("mala", one_of(*KERNEL_CHOICES), "local kernel (default mala; auto: MALA or HMC "
                          "chosen in training)", flag="--kernel")
     n_leapfrog: int = option(8, at_least(1), "leapfrog steps per HMC move", flag="--leapfrog")
+    step_adaptation: str = option("pooled", one_of("pooled", "chain"), "step size adapted in training: one for "
+                                  "all chains (pooled) or one per chain (chain: production moves draw one of "
+                                  "the chains' step sizes at random)", flag="--step-adaptation")
+    step_jitter: float = option(0.0, number(0, 5), "each local move's step size is multiplied by exp(jitter * u), "
+                                "u uniform on [-1, 1] (0: off)", flag="--step-jitter")
     target_acceptance: float | None = option(None, optional(number(0, 1, open_low=True)),
                                              "local acceptance the step size adapts to (default per kernel: "
                                              "0.574 MALA, 0.75 HMC, 0.3 random walk)")
