@@ -321,7 +321,7 @@ def test_extend_continues_production_without_reset():
     assert after["diagnostics"].sizes["iteration"] == before["diagnostics"].sizes["iteration"] + 2
 
 
-@pytest.mark.parametrize("options", [{}, dict(step_adaptation="chain", step_jitter=0.3)])
+@pytest.mark.parametrize("options", [{}, dict(step_adaptation="chain", step_jitter=0.3, train_reweighted=0.3)])
 def test_checkpoint_reload_then_extend_matches_uninterrupted_run(options):
     def lp(x):
         return -0.5 * (x ** 2).sum(1)
@@ -334,8 +334,9 @@ def test_checkpoint_reload_then_extend_matches_uninterrupted_run(options):
     buf.seek(0)
     b = FlowMCEngine.from_config(a.config(), log_prob=lp)
     b.load_state_dict(torch.load(buf, weights_only=True))
-    if options:  # the per-chain step sizes are a part of the checkpoint
+    if options:  # the per-chain step sizes and the last global proposals are a part of the checkpoint
         assert a.adapt.eps_chains is not None and torch.equal(a.adapt.eps_chains, b.adapt.eps_chains)
+        assert torch.equal(a.run.prev_proposals, b.run.prev_proposals)
     for e in (a, b):
         e.extend(loops=1)
         run(e)

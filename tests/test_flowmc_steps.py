@@ -38,12 +38,13 @@ def funnel2(x: torch.Tensor) -> torch.Tensor:
     return -0.5 * v ** 2 - 0.5 * u ** 2 * torch.exp(-v) - 0.5 * v
 
 
-@pytest.mark.parametrize("kernel", ["mala", "hmc"])
-def test_per_chain_random_step_sizes_keep_a_funnel_stationary(kernel):
+@pytest.mark.parametrize("kernel, scale", [("mala", "fixed"), ("hmc", "fixed"), ("mala", "gradient")])
+def test_per_chain_random_step_sizes_keep_a_funnel_stationary(kernel, scale):
     # 8000 independent chains start at exact draws of the funnel and make 20 moves each
     # with a step size drawn per chain and move, log-uniformly over a factor 400 (from
     # steps the neck needs to steps too wide for the mouth): every chain's marginal
-    # stays the target's, so the moments over chains are those of exact independent draws
+    # stays the target's, so the moments over chains are those of exact independent draws;
+    # with scale="gradient" MALA's step also depends on the position (through the gradient)
     g = torch.Generator().manual_seed(1)
     n = 8000
     v = torch.randn(n, generator=g, dtype=torch.float64)
@@ -55,7 +56,7 @@ def test_per_chain_random_step_sizes_keep_a_funnel_stationary(kernel):
     accepted = []
     for _ in range(20):
         eps = 0.05 * torch.exp(math.log(400.0) * torch.rand(n, generator=g, dtype=torch.float64))
-        state, acc, _, _ = local_step(kernel, t, state, eps, chol, g, n_leapfrog=3)
+        state, acc, _, _ = local_step(kernel, t, state, eps, chol, g, n_leapfrog=3, scale=scale)
         accepted.append(acc.double().mean().item())
     x = state.x.numpy()
     # the moves do move the chains and do reject (the Metropolis-Hastings test is active)

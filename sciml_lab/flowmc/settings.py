@@ -124,6 +124,10 @@ class FlowMCSettings(Settings):
     step_adaptation: str = option("pooled", one_of("pooled", "chain"), "step size adapted in training: one for "
                                   "all chains (pooled) or one per chain (chain: production moves draw one of "
                                   "the chains' step sizes at random)", flag="--step-adaptation")
+    step_scale: str = option("fixed", one_of("fixed", "gradient"), "MALA's step size at a point: fixed, or "
+                             "scaled by the whitened gradient's inverse root mean square there (a local scale: "
+                             "small in a funnel's neck, large in its mouth; exact, the acceptance ratio "
+                             "accounts for it)", flag="--step-scale")
     step_jitter: float = option(0.0, number(0, 5), "each local move's step size is multiplied by exp(jitter * u), "
                                 "u uniform on [-1, 1] (0: off)", flag="--step-jitter")
     target_acceptance: float | None = option(None, optional(number(0, 1, open_low=True)),
@@ -142,6 +146,9 @@ class FlowMCSettings(Settings):
                               "that its tails are never too light")
     train_temperature: float = option(1.0, number(1), "widening of the flow's base normal in training loops "
                                       "(1: off; 1.25 helps a little on the 2-D Rosenbrock, costs on mixtures)")
+    train_reweighted: float = option(0.0, number(0, 0.9), "share of the flow's training points drawn from the "
+                                     "last training loop's global proposals by importance weight (target over "
+                                     "proposal, truncated): the fit then reaches tails the chains have not (0: off)")
     train_window: int = option(1, at_least(1), "the flow is fitted to the local draws of the last N training "
                                "loops (3 helped the 10-D mixture, hurt the 50-D Gaussian)")
     until: str | None = option(None, optional(text), "convergence target, e.g. 'rhat<1.01 ess>2000'",
