@@ -1,5 +1,6 @@
-"""Specification of the local kernels' step sizes: one per chain (``step_adaptation="chain"``)
-and the random jitter (``step_jitter``).
+"""Specification of the local kernels' step sizes: one per chain (``step_adaptation="chain"``),
+the random jitter (``step_jitter``) and MALA's gradient-scaled step (``step_scale``); and
+the Gaussian moments with each of these options and ``train_reweighted``.
 
 A step size drawn independently of the chain's position leaves every local move
 reversible with respect to the target; these tests check that on targets with known
@@ -98,8 +99,9 @@ def test_per_chain_adaptation_gives_a_narrow_mode_smaller_steps():
 
 
 @pytest.mark.parametrize("options", [dict(step_adaptation="chain"), dict(step_jitter=1.0),
-                                     dict(step_adaptation="chain", step_jitter=0.5, kernel="hmc", n_leapfrog=4)])
-def test_gaussian_moments_with_per_chain_or_jittered_step_sizes(options):
+                                     dict(step_adaptation="chain", step_jitter=0.5, kernel="hmc", n_leapfrog=4),
+                                     dict(step_scale="gradient"), dict(train_reweighted=0.5)])
+def test_gaussian_moments_with_each_geometry_option(options):
     cov = torch.tensor([[4.0, 1.8, 0.0], [1.8, 1.0, 0.1], [0.0, 0.1, 0.25]])
     mean = torch.tensor([1.0, -2.0, 0.5])
     prec = torch.linalg.inv(cov)
@@ -112,6 +114,8 @@ def test_gaussian_moments_with_per_chain_or_jittered_step_sizes(options):
     for seed in range(3):
         eng = FlowMCEngine(log_prob, dim=3, **dict(SMALL, n_loops=6, seed=seed, **options))
         run(eng)
+        if options.get("train_reweighted"):  # the last training loop's 32 x 20 proposals: (y, log p, log q)
+            assert eng.run.prev_proposals is not None and eng.run.prev_proposals.shape == (32 * 20, 5)
         x = eng.snapshot()["posterior"]["x"].values
         ess = eng.metrics["ess"]
         flat = x.reshape(-1, 3)
