@@ -98,6 +98,16 @@ class FlowMCSettings(Settings):
     their cloud looks Gaussian, else their within-chain covariance
     (:func:`~sciml_lab.flowmc.kernels.mass_cholesky`).
 
+    Hard geometry (funnels, bananas; all off by default): ``step_adaptation="chain"``
+    adapts one step size per chain in training, and production moves draw one of them
+    at random; ``step_jitter`` multiplies each move's step by a log-uniform factor;
+    ``step_scale="gradient"`` scales MALA's step at a point by the whitened gradient's
+    inverse root mean square there (:func:`~sciml_lab.flowmc.kernels.gradient_step_scale`);
+    all keep the moves exact. ``train_reweighted`` fits the flow also to the last
+    training loop's global proposals resampled by importance weight
+    (:func:`~sciml_lab.flowmc.kernels.importance_resample`), so that it reaches where
+    the chains have not been yet. Measured in ``bench/flowmc/README.md``.
+
     until: checked on the production draws after each production loop whose R-hat/ESS
     were computed (they take at most ``DIAGNOSTICS_SHARE`` of the time, and always after
     the last loop of the budget).
