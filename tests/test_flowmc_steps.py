@@ -134,5 +134,7 @@ def test_step_size_options_are_checked():
         FlowMCSettings(dim=2, step_adaptation="per-chain")
     with pytest.raises(ValueError, match="step_jitter"):
         FlowMCSettings(dim=2, step_jitter=-1)
+    with pytest.raises(ValueError, match="step_scale: 'gradient' scales MALA's step, but kernel is 'hmc'"):
+        FlowMCSettings(dim=2, step_scale="gradient", kernel="hmc")
     a = Adaptation.start("mala", dim=2, target_acceptance=None, auto=False, trials={})
     assert a.local_step_sizes(4, True, 0.0, torch.Generator()) == a.eps  # the default: one shared float

@@ -161,7 +161,7 @@ class Schedule:
                     continue
                 eps = adapt.eps if kernel == "mala" else adapt.eps_hmc
                 new, a, alpha, e = local_step(kernel, self.target, ChainState(st.x[rows], st.lp[rows], st.grad[rows]),
-                                              eps, adapt.chol, self.gen, s.n_leapfrog)
+                                              eps, adapt.chol, self.gen, s.n_leapfrog, s.step_scale)
                 x[rows], lp[rows], grad[rows], acc[rows], energy[rows] = new.x, new.lp, new.grad, a, e
                 target = float(s.target_acceptance or TARGET_ACCEPTANCE[kernel])
                 if kernel == "mala":

@@ -103,7 +103,8 @@ class FlowMCSettings(Settings):
     at random; ``step_jitter`` multiplies each move's step by a log-uniform factor;
     ``step_scale="gradient"`` scales MALA's step at a point by the whitened gradient's
     inverse root mean square there (:func:`~sciml_lab.flowmc.kernels.gradient_step_scale`);
-    all keep the moves exact. ``train_reweighted`` fits the flow also to the last
+    all keep the moves exact (in ``kernel="auto"``'s split trial loops the step sizes are
+    shared and not jittered). ``train_reweighted`` fits the flow also to the last
     training loop's global proposals resampled by importance weight
     (:func:`~sciml_lab.flowmc.kernels.importance_resample`), so that it reaches where
     the chains have not been yet. Measured in ``bench/flowmc/README.md``.
@@ -174,6 +175,9 @@ class FlowMCSettings(Settings):
 
     def validate(self) -> None:
         parse_criteria(self.until, known=METRICS)
+        if self.step_scale == "gradient" and self.kernel not in ("mala", "auto"):
+            raise ValueError(f"step_scale: 'gradient' scales MALA's step, but kernel is {self.kernel!r} "
+                             "(use kernel='mala' or 'auto', or step_scale='fixed')")
 
     @property
     def loops(self) -> int:
