@@ -321,11 +321,12 @@ def test_extend_continues_production_without_reset():
     assert after["diagnostics"].sizes["iteration"] == before["diagnostics"].sizes["iteration"] + 2
 
 
-def test_checkpoint_reload_then_extend_matches_uninterrupted_run():
+@pytest.mark.parametrize("options", [{}, dict(step_adaptation="chain", step_jitter=0.3, train_reweighted=0.3)])
+def test_checkpoint_reload_then_extend_matches_uninterrupted_run(options):
     def lp(x):
         return -0.5 * (x ** 2).sum(1)
 
-    opts = dict(SMALL, n_training_loops=2, n_loops=1)
+    opts = dict(SMALL, n_training_loops=2, n_loops=1, **options)
     a = FlowMCEngine(lp, dim=2, **opts)
     run(a)
     buf = io.BytesIO()
@@ -333,6 +334,9 @@ def test_checkpoint_reload_then_extend_matches_uninterrupted_run():
     buf.seek(0)
     b = FlowMCEngine.from_config(a.config(), log_prob=lp)
     b.load_state_dict(torch.load(buf, weights_only=True))
+    if options:  # the per-chain step sizes and the last global proposals are a part of the checkpoint
+        assert a.adapt.eps_chains is not None and torch.equal(a.adapt.eps_chains, b.adapt.eps_chains)
+        assert torch.equal(a.run.prev_proposals, b.run.prev_proposals)
     for e in (a, b):
         e.extend(loops=1)
         run(e)

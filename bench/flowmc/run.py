@@ -262,7 +262,24 @@ def main(argv=None) -> None:
     p.add_argument("--leapfrog", type=int, default=5, help="leapfrog steps per HMC move (default 5)")
     p.add_argument("--mass", choices=("full", "diag", "identity"), default=None,
                    help="sciml_lab's mass matrix (default: the engine's, full)")
+    p.add_argument("--step-adaptation", choices=("pooled", "chain"), default=None,
+                   help="sciml_lab's step-size adaptation (default: the engine's, pooled)")
+    p.add_argument("--step-jitter", type=float, default=None,
+                   help="sciml_lab's log-uniform step-size jitter half-width (default: the engine's, 0)")
+    p.add_argument("--step-scale", choices=("fixed", "gradient"), default=None,
+                   help="sciml_lab's MALA step at a point (default: the engine's, fixed)")
+    p.add_argument("--train-reweighted", type=float, default=None,
+                   help="sciml_lab's share of flow-training points resampled from global proposals by "
+                        "importance weight (default: the engine's, 0)")
     args = p.parse_args(argv)
+    if args.train_reweighted is not None:
+        SCIML_OPTIONS["train_reweighted"] = args.train_reweighted
+    if args.step_scale:
+        SCIML_OPTIONS["step_scale"] = args.step_scale
+    if args.step_adaptation:
+        SCIML_OPTIONS["step_adaptation"] = args.step_adaptation
+    if args.step_jitter is not None:
+        SCIML_OPTIONS["step_jitter"] = args.step_jitter
     if args.kernel:
         SCIML_OPTIONS["kernel"] = args.kernel
         if args.kernel in ("hmc", "auto"):

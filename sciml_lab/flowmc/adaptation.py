@@ -22,8 +22,8 @@ import torch
 from ..kit.state import State
 from .kernels import TARGET_ACCEPTANCE, mass_cholesky, nominal_step_size
 
-__all__ = ["Adaptation", "AUTO_TRIALS", "auto_trials", "whitened_jump_per_eval", "adapt_step", "split_halves",
-           "hmc_move_steps"]
+__all__ = ["Adaptation", "AUTO_TRIALS", "auto_trials", "whitened_jump_per_eval", "adapt_step", "adapt_steps",
+           "split_halves", "hmc_move_steps"]
 
 #: ``kernel="auto"``: the trial loops after the MALA burn-in ones; each is a *split* loop
 #: (MALA on three chains in four, HMC on the others, the same loop for both, so that a
@@ -85,6 +85,20 @@ def adapt_step(eps: float, t: int, alpha: torch.Tensor, target: float) -> tuple[
     return eps * math.exp(rate * (float(alpha.mean()) - target)), t
 
 
+def adapt_steps(eps: torch.Tensor, t: int, alpha: torch.Tensor, target: float) -> tuple[torch.Tensor, int]:
+    """:func:`adapt_step` for each chain apart: ``eps`` (n,) moves towards the target
+    acceptance with each chain's own acceptance probability ``alpha`` (n,).
+
+    Example:
+        >>> e, t = adapt_steps(torch.tensor([0.1, 0.1]), 0, torch.tensor([0.9, 0.1]), 0.5)
+        >>> [round(v, 3) for v in e.tolist()], t
+        ([0.133, 0.075], 1)
+    """
+    t += 1
+    rate = 1.0 / math.sqrt(t + 1.0)
+    return eps * torch.exp(rate * (alpha.to(eps.dtype) - target)), t
+
+
 def split_halves(n_chains: int, device: Any = None) -> tuple[torch.Tensor, torch.Tensor]:
     """The chains of a split trial loop, ``(mala, hmc)``: every fourth chain (index 3,
     7, ...; the last one with fewer than 4 chains) runs HMC, the others MALA. A quarter,
@@ -133,6 +147,8 @@ class Adaptation(State):
     auto_scores: dict = dataclasses.field(default_factory=lambda: {"mala": [], "hmc": []})
     auto_choice: str | None = None
     loop_jump: float = math.nan  # the last loop's whitened jump per evaluation
+    #: ``step_adaptation="chain"``: each chain's own step size (``eps`` is their geometric mean)
+    eps_chains: torch.Tensor | None = None
 
     @classmethod
     def start(cls, kernel: str, dim: int, target_acceptance: float | None, auto: bool, trials: dict,
@@ -153,6 +169,53 @@ class Adaptation(State):
         """Back to the nominal step sizes (after a new mass matrix or kernel)."""
         self.eps, self.adapt_t = nominal_step_size(self.step_kernel, dim), 0
         self.eps_hmc, self.adapt_t_hmc = nominal_step_size("hmc", dim), 0
+        if self.eps_chains is not None:
+            self.eps_chains = torch.full_like(self.eps_chains, self.eps)
+
+    def per_chain(self, n_chains: int) -> None:
+        """``step_adaptation="chain"``: from now on every chain adapts its own step size."""
+        self.eps_chains = torch.full((n_chains,), self.eps, dtype=self.chol.dtype, device=self.chol.device)
+
+    def local_step_sizes(self, n_chains: int, production: bool, jitter: float, generator: torch.Generator
+                         ) -> "float | torch.Tensor":
+        """The step size of each chain for one local move (a float when all share one).
+
+        In training a chain moves with its own adapted step size (``eps_chains``) or the
+        shared one; in production, with per-chain step sizes, every chain draws one of
+        the chains' adapted step sizes at random for every move, so a chain that a
+        global move took from a wide region (a funnel's mouth) to a narrow one (its
+        neck) still makes moves of the size the narrow region needs. ``jitter`` > 0
+        multiplies each by ``exp(jitter * u)``, ``u`` uniform on [-1, 1]. Both draws
+        are independent of the chain's position: the moves stay reversible.
+
+        Example:
+            >>> a = Adaptation.start("mala", dim=2, target_acceptance=None, auto=False, trials={})
+            >>> a.local_step_sizes(3, False, 0.0, torch.Generator()) == a.eps
+            True
+            >>> a.per_chain(3); a.eps_chains = torch.tensor([0.1, 0.2, 0.4])
+            >>> bool(torch.isin(a.local_step_sizes(3, True, 0.0, torch.Generator()), a.eps_chains).all())
+            True
+        """
+        eps: "float | torch.Tensor" = self.eps
+        if self.eps_chains is not None:
+            eps = self.eps_chains
+            if production:
+                pick = torch.randint(n_chains, (n_chains,), generator=generator, device=generator.device)
+                eps = eps[pick.to(eps.device)]
+        if jitter > 0:
+            u = torch.rand(n_chains, generator=generator, device=generator.device, dtype=self.chol.dtype)
+            eps = eps * torch.exp(jitter * (2 * u - 1)).to(self.chol.device)
+        return eps
+
+    def adapt_local(self, alpha: torch.Tensor) -> None:
+        """One Robbins-Monro update of the step size(s) from a local move's acceptance
+        probabilities ``alpha`` (n,): shared (:func:`adapt_step`) or per chain
+        (:func:`adapt_steps`)."""
+        if self.eps_chains is None:
+            self.eps, self.adapt_t = adapt_step(self.eps, self.adapt_t, alpha, self.target_acceptance)
+        else:
+            self.eps_chains, self.adapt_t = adapt_steps(self.eps_chains, self.adapt_t, alpha, self.target_acceptance)
+            self.eps = float(self.eps_chains.log().mean().exp())
 
     def switch(self, loop: int, trials: dict, target_acceptance: float | None, dim: int) -> None:
         """``kernel="auto"``, at the start of a training loop: the kernel of this loop."""

@@ -33,7 +33,7 @@ from .target import Target
 
 __all__ = ["ChainState", "Proposal", "local_step", "DIVERGENCE_THRESHOLD", "divergent", "global_block", "KERNELS", "nominal_step_size",
            "within_chain_cholesky", "pooled_cholesky", "skew_and_excess_kurtosis",
-           "mass_cholesky"]
+           "mass_cholesky", "gradient_step_scale", "GRADIENT_SCALE_MAX", "importance_resample"]
 
 KERNELS = ("mala", "hmc", "rw")
 TARGET_ACCEPTANCE = {"mala": 0.574, "hmc": 0.75, "rw": 0.3}
@@ -212,8 +212,29 @@ def _finite_rows(*tensors: torch.Tensor | None) -> torch.Tensor:
     return ok
 
 
-def local_step(kernel: str, target: Target, state: ChainState, eps: float, chol: torch.Tensor,
-               generator: torch.Generator, n_leapfrog: int = 8
+#: ``step_scale="gradient"``: the largest factor by which a flat region (a small
+#: gradient, near a mode) widens MALA's step (see :func:`gradient_step_scale`)
+GRADIENT_SCALE_MAX = 3.0
+
+
+def gradient_step_scale(gz: torch.Tensor, top: float = GRADIENT_SCALE_MAX) -> torch.Tensor:
+    """The factor of MALA's step size at points whose whitened gradients are ``gz``
+    (n, dim): ``(|gz|^2 / dim + 1 / top^2)^(-1/2)``, a column (n, 1).
+
+    In the typical set of a locally Gaussian target of scale ``s`` (in whitened units)
+    the gradient is about ``sqrt(dim) / s`` long, so the factor is about ``s``: small
+    in a funnel's neck, large in its mouth, near 1 everywhere on a Gaussian that the
+    mass matrix has whitened; ``top`` bounds it where the gradient vanishes (a mode).
+
+    Example:
+        >>> [round(v, 3) for v in gradient_step_scale(torch.tensor([[1.0, 1.0], [10.0, 10.0], [0.0, 0.0]])).flatten().tolist()]
+        [0.949, 0.1, 3.0]
+    """
+    return (gz.pow(2).sum(-1, keepdim=True) / gz.shape[-1] + top ** -2).rsqrt()
+
+
+def local_step(kernel: str, target: Target, state: ChainState, eps: "float | torch.Tensor", chol: torch.Tensor,
+               generator: torch.Generator, n_leapfrog: int = 8, scale: str = "fixed"
                ) -> tuple[ChainState, torch.Tensor, torch.Tensor, torch.Tensor]:
     """One local move of every chain; returns ``(state, accepted, alpha, energy_error)``.
 
@@ -223,6 +244,15 @@ def local_step(kernel: str, target: Target, state: ChainState, eps: float, chol:
     proposal with a non-finite position, log-density or gradient. Above
     ``DIVERGENCE_THRESHOLD`` the transition is divergent: the integrator left the
     region where it is accurate, a sign of high curvature (a funnel).
+
+    ``eps`` is one step size for all chains or one per chain (a ``(n,)`` tensor); a
+    step size drawn independently of the chain's position leaves each move reversible
+    with respect to the target, so the same acceptance ratio holds. With ``scale=
+    "gradient"`` MALA's step at ``x`` is ``eps`` times :func:`gradient_step_scale` of
+    the gradient at ``x``, a function of the position: the reverse proposal then uses
+    the step at the proposed point and the ratio of the proposal densities gains
+    ``dim * log(step_x / step_y)``, so the move stays exact (HMC and the random walk
+    ignore ``scale``).
 
     Example:
         >>> t = Target(lambda x: -0.5 * (x ** 2).sum(1), dim=2)
@@ -234,6 +264,8 @@ def local_step(kernel: str, target: Target, state: ChainState, eps: float, chol:
     """
     x, lp, grad = state.x, state.lp, state.grad
     g = generator
+    if torch.is_tensor(eps):
+        eps = eps.to(dtype=x.dtype, device=x.device).reshape(-1, 1)
     xi = torch.randn(x.shape, generator=g, dtype=x.dtype, device=x.device)
     if kernel == "rw":
         y = x + eps * xi @ chol.T
@@ -241,12 +273,16 @@ def local_step(kernel: str, target: Target, state: ChainState, eps: float, chol:
         log_alpha = lp_y - lp
     elif kernel == "mala":
         gz = grad @ chol  # gradient in whitened coordinates (L^T g, row-wise)
-        y = x + (0.5 * eps ** 2 * gz + eps * xi) @ chol.T
+        ex = eps * gradient_step_scale(gz) if scale == "gradient" else eps
+        y = x + (0.5 * ex ** 2 * gz + ex * xi) @ chol.T
         lp_y, grad_y = target.log_prob_and_grad(y)
         gz_y = grad_y @ chol
+        ey = eps * gradient_step_scale(gz_y) if scale == "gradient" else ex
         dz = torch.linalg.solve_triangular(chol, (x - y).T, upper=False).T
-        back = (dz - 0.5 * eps ** 2 * gz_y) / eps
+        back = (dz - 0.5 * ey ** 2 * gz_y) / ey
         log_alpha = lp_y - lp - 0.5 * (back ** 2).sum(-1) + 0.5 * (xi ** 2).sum(-1)
+        if scale == "gradient":  # the proposal densities' normalisers: dim * log(step_x / step_y)
+            log_alpha = log_alpha + x.shape[-1] * torch.log(ex / ey).squeeze(-1)
     elif kernel == "hmc":
         p0 = xi
         p = p0 + 0.5 * eps * (grad @ chol)
@@ -268,14 +304,16 @@ def local_step(kernel: str, target: Target, state: ChainState, eps: float, chol:
     return ChainState(new_x, new_lp, new_grad), accepted, alpha, -log_alpha
 
 
-def global_block(target: Target, proposal: Proposal, state: ChainState, n_steps: int, generator: torch.Generator
+def global_block(target: Target, proposal: Proposal, state: ChainState, n_steps: int, generator: torch.Generator,
+                 proposals: list | None = None
                  ) -> tuple[ChainState, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """``n_steps`` independence Metropolis-Hastings moves of every chain with a fixed
     proposal. All proposals and their target densities are computed in one batch
     (the proposal does not depend on the chain), then accepted in sequence.
 
     Returns ``(state, positions (n, steps, dim), lp (n, steps), accepted (n, steps),
-    alpha (n, steps))``; the gradient in ``state`` is recomputed for moved chains.
+    alpha (n, steps))``; the gradient in ``state`` is recomputed for moved chains. With a
+    list ``proposals``, every proposal is appended to it as rows ``(y, log p(y), log q(y))``.
 
     Example:
         >>> from sciml_lab.flowmc.flow import GaussianProposal
@@ -291,6 +329,8 @@ def global_block(target: Target, proposal: Proposal, state: ChainState, n_steps:
     y = y.to(state.x.dtype)
     lp_y = target.log_prob(y).reshape(n_steps, n)
     logq_y = logq_y.to(state.x.dtype).reshape(n_steps, n)
+    if proposals is not None:
+        proposals.append(torch.cat([y, lp_y.reshape(-1, 1), logq_y.reshape(-1, 1)], 1))
     y = y.reshape(n_steps, n, dim)
     u = torch.log(torch.rand((n_steps, n), generator=generator, dtype=state.x.dtype, device=state.x.device))
     x, lp = state.x, state.lp
@@ -320,3 +360,35 @@ def global_block(target: Target, proposal: Proposal, state: ChainState, n_steps:
         lp[moved] = lp_m
     return (ChainState(x, lp, grad), torch.stack(xs, 1), torch.stack(lps, 1), torch.stack(accs, 1),
             torch.stack(alphas, 1))
+
+
+def importance_resample(proposals: torch.Tensor, share: float, n_points: int, generator: torch.Generator
+                        ) -> torch.Tensor:
+    """Points to add to ``n_points`` flow-training points so that they make ``share`` of
+    the set: drawn with replacement from ``proposals`` (rows ``(y, log p(y), log q(y))``,
+    as :func:`global_block` keeps them) with probabilities proportional to the
+    importance weights ``p(y) / q(y)``, truncated at ``sqrt(N)`` times their mean
+    (truncated importance sampling, Ionides 2008) so that one point cannot take them all,
+    and never more points than the weights' effective number ``(sum w)^2 / sum w^2``
+    (more would only repeat the same few: on the benchmark's 50-D Gaussian, whose
+    weights are nearly degenerate, such repeats halved the ESS).
+
+    The weighted proposals estimate the target itself, not the chains' current spread:
+    where the flow is too narrow (a funnel's mouth and neck, a banana's arms), the few
+    proposals that land there carry large weights and pull the next fit outwards.
+
+    Example:
+        >>> y = torch.tensor([[0.0, 0.0, 0.0], [1.0, 0.0, -50.0], [2.0, 0.0, float("nan")]])
+        >>> importance_resample(y, 0.5, 4, torch.Generator().manual_seed(0))  # one weight: one point
+        tensor([[1.]])
+    """
+    m = int(round(n_points * share / (1.0 - share))) if share < 1 else n_points
+    lw = (proposals[:, -2] - proposals[:, -1]).double()
+    lw = torch.where(torch.isfinite(lw), lw, torch.full_like(lw, -math.inf))
+    if m < 1 or not bool(torch.isfinite(lw).any()):
+        return proposals[:0, :-2]
+    w = torch.exp(lw - lw.max())
+    w = torch.minimum(w, w.mean() * math.sqrt(len(w)))
+    m = min(m, max(1, int(w.sum() ** 2 / w.pow(2).sum())))  # no more points than the weights' effective number
+    idx = torch.multinomial(w, m, replacement=True, generator=generator)
+    return proposals[idx.to(proposals.device), :-2]

@@ -20,7 +20,7 @@ import torch
 from .adaptation import Adaptation, adapt_step, auto_trials, hmc_move_steps, split_halves, whitened_jump_per_eval
 from .diagnostics import summary_diagnostics, thinned_draws
 from .flow import FlowProposal
-from .kernels import TARGET_ACCEPTANCE, ChainState, global_block, local_step
+from .kernels import TARGET_ACCEPTANCE, ChainState, global_block, importance_resample, local_step
 from .settings import FlowMCSettings
 from .state import KERNEL_CODES, RunState
 from .target import Target
@@ -121,11 +121,14 @@ class Schedule:
         n_local = self.local_steps()
         todo = min(n_local - run.phase_steps, self.chunk(evals))
         us, lps, accs, energies = [], [], [], []
+        if adapt.eps_chains is None and s.step_adaptation == "chain":
+            adapt.per_chain(s.n_chains)
         for _ in range(todo):
-            run.chains, acc, alpha, energy = local_step(adapt.kernel, self.target, run.chains, adapt.eps, adapt.chol,
-                                                        self.gen, s.n_leapfrog)
+            eps = adapt.local_step_sizes(s.n_chains, self.production, s.step_jitter, self.gen)
+            run.chains, acc, alpha, energy = local_step(adapt.kernel, self.target, run.chains, eps, adapt.chol,
+                                                        self.gen, s.n_leapfrog, s.step_scale)
             if not self.production:  # Robbins-Monro on log(eps), reset at each mass update
-                adapt.eps, adapt.adapt_t = adapt_step(adapt.eps, adapt.adapt_t, alpha, adapt.target_acceptance)
+                adapt.adapt_local(alpha)
             us.append(run.chains.x)
             lps.append(run.chains.lp)
             accs.append(acc)
@@ -158,7 +161,7 @@ class Schedule:
                     continue
                 eps = adapt.eps if kernel == "mala" else adapt.eps_hmc
                 new, a, alpha, e = local_step(kernel, self.target, ChainState(st.x[rows], st.lp[rows], st.grad[rows]),
-                                              eps, adapt.chol, self.gen, s.n_leapfrog)
+                                              eps, adapt.chol, self.gen, s.n_leapfrog, s.step_scale)
                 x[rows], lp[rows], grad[rows], acc[rows], energy[rows] = new.x, new.lp, new.grad, a, e
                 target = float(s.target_acceptance or TARGET_ACCEPTANCE[kernel])
                 if kernel == "mala":
@@ -216,6 +219,8 @@ class Schedule:
         if len(pts) > s.max_train_points:
             idx = torch.randperm(len(pts), generator=self.gen, device=self.gen.device)[: s.max_train_points]
             pts = pts[idx.to(pts.device)]
+        if s.train_reweighted > 0 and run.prev_proposals is not None:
+            pts = torch.cat([pts, importance_resample(run.prev_proposals, s.train_reweighted, len(pts), self.gen)])
         self.flow.set_whitening(pts)
         run.flow_loss = self.flow.fit(pts, s.n_epochs, self.gen, s.batch_size)
         run.phase = "global"
@@ -226,7 +231,8 @@ class Schedule:
         run = self.run
         self.flow.temperature = 1.0 if self.production else self.s.train_temperature
         todo = min(self.s.n_global_steps - run.phase_steps, self.chunk(1))
-        run.chains, xs, lps, acc, _ = global_block(self.target, self.flow, run.chains, todo, self.gen)
+        keep = run.cur["proposals"] if self.s.train_reweighted > 0 and not self.production else None
+        run.chains, xs, lps, acc, _ = global_block(self.target, self.flow, run.chains, todo, self.gen, keep)
         run.cur["global_acc"].append(acc)
         self.record(xs, lps, acc, 1, torch.full(acc.shape, math.nan, dtype=lps.dtype, device=acc.device))
         run.phase_steps += todo
@@ -242,6 +248,8 @@ class Schedule:
         moved = local_acc.any(1) if global_acc is None else (local_acc.any(1) | global_acc.any(1))
         run.stuck = torch.nonzero(~moved).flatten().tolist()
         run.prev_local_u = torch.cat(run.cur["local_u"], 1)
+        if not self.production and run.cur["proposals"]:
+            run.prev_proposals = torch.cat(run.cur["proposals"])
         if not self.production:
             run.train_history = (run.train_history + [run.prev_local_u])[-max(s.train_window - 1, 0):] \
                 if s.train_window > 1 else []

@@ -98,6 +98,17 @@ class FlowMCSettings(Settings):
     their cloud looks Gaussian, else their within-chain covariance
     (:func:`~sciml_lab.flowmc.kernels.mass_cholesky`).
 
+    Hard geometry (funnels, bananas; all off by default): ``step_adaptation="chain"``
+    adapts one step size per chain in training, and production moves draw one of them
+    at random; ``step_jitter`` multiplies each move's step by a log-uniform factor;
+    ``step_scale="gradient"`` scales MALA's step at a point by the whitened gradient's
+    inverse root mean square there (:func:`~sciml_lab.flowmc.kernels.gradient_step_scale`);
+    all keep the moves exact (in ``kernel="auto"``'s split trial loops the step sizes are
+    shared and not jittered). ``train_reweighted`` fits the flow also to the last
+    training loop's global proposals resampled by importance weight
+    (:func:`~sciml_lab.flowmc.kernels.importance_resample`), so that it reaches where
+    the chains have not been yet. Measured in ``bench/flowmc/README.md``.
+
     until: checked on the production draws after each production loop whose R-hat/ESS
     were computed (they take at most ``DIAGNOSTICS_SHARE`` of the time, and always after
     the last loop of the budget).
@@ -121,6 +132,15 @@ class FlowMCSettings(Settings):
     kernel: str = option("mala", one_of(*KERNEL_CHOICES), "local kernel (default mala; auto: MALA or HMC "
                          "chosen in training)", flag="--kernel")
     n_leapfrog: int = option(8, at_least(1), "leapfrog steps per HMC move", flag="--leapfrog")
+    step_adaptation: str = option("pooled", one_of("pooled", "chain"), "step size adapted in training: one for "
+                                  "all chains (pooled) or one per chain (chain: production moves draw one of "
+                                  "the chains' step sizes at random)", flag="--step-adaptation")
+    step_scale: str = option("fixed", one_of("fixed", "gradient"), "MALA's step size at a point: fixed, or "
+                             "scaled by the whitened gradient's inverse root mean square there (a local scale: "
+                             "small in a funnel's neck, large in its mouth; exact, the acceptance ratio "
+                             "accounts for it)", flag="--step-scale")
+    step_jitter: float = option(0.0, number(0, 5), "each local move's step size is multiplied by exp(jitter * u), "
+                                "u uniform on [-1, 1] (0: off)", flag="--step-jitter")
     target_acceptance: float | None = option(None, optional(number(0, 1, open_low=True)),
                                              "local acceptance the step size adapts to (default per kernel: "
                                              "0.574 MALA, 0.75 HMC, 0.3 random walk)")
@@ -137,6 +157,9 @@ class FlowMCSettings(Settings):
                               "that its tails are never too light")
     train_temperature: float = option(1.0, number(1), "widening of the flow's base normal in training loops "
                                       "(1: off; 1.25 helps a little on the 2-D Rosenbrock, costs on mixtures)")
+    train_reweighted: float = option(0.0, number(0, 0.9), "share of the flow's training points drawn from the "
+                                     "last training loop's global proposals by importance weight (target over "
+                                     "proposal, truncated): the fit then reaches tails the chains have not (0: off)")
     train_window: int = option(1, at_least(1), "the flow is fitted to the local draws of the last N training "
                                "loops (3 helped the 10-D mixture, hurt the 50-D Gaussian)")
     until: str | None = option(None, optional(text), "convergence target, e.g. 'rhat<1.01 ess>2000'",
@@ -152,6 +175,9 @@ class FlowMCSettings(Settings):
 
     def validate(self) -> None:
         parse_criteria(self.until, known=METRICS)
+        if self.step_scale == "gradient" and self.kernel not in ("mala", "auto"):
+            raise ValueError(f"step_scale: 'gradient' scales MALA's step, but kernel is {self.kernel!r} "
+                             "(use kernel='mala' or 'auto', or step_scale='fixed')")
 
     @property
     def loops(self) -> int:

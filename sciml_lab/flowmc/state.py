@@ -98,7 +98,7 @@ def diagnostics_history() -> History:
 
 
 def _loop_buffers() -> dict[str, list]:
-    return {"local_u": [], "local_acc": [], "local_alpha": [], "global_acc": []}
+    return {"local_u": [], "local_acc": [], "local_alpha": [], "global_acc": [], "proposals": []}
 
 
 @dataclasses.dataclass
@@ -120,6 +120,8 @@ class RunState(State):
     cur: dict = dataclasses.field(default_factory=_loop_buffers)
     prev_local_u: torch.Tensor | None = None  # last training loop's local draws (mass matrix)
     train_history: list = dataclasses.field(default_factory=list)  # earlier training loops' draws (flow data)
+    #: ``train_reweighted``: the last training loop's global proposals, rows ``(y, log p(y), log q(y))``
+    prev_proposals: torch.Tensor | None = None
     metrics: dict = dataclasses.field(default_factory=dict)
     stuck: list = dataclasses.field(default_factory=list)
 
