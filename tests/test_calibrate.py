@@ -98,11 +98,13 @@ def test_a_killed_pipeline_reopens_and_continues_from_the_round_it_was_in(tmp_pa
     while time.monotonic() < deadline and not (job.metrics.get("round", 0) >= 1 and job.metrics.get("stage") == 1):
         time.sleep(0.05)  # until round 1's sampler is under way
     assert job.metrics.get("round") == 1 and job.metrics.get("stage") == 1, (job.status, job.error, job.metrics)
-    time.sleep(1.0)  # its stage folder has a checkpoint of its own
+    folder = tmp_path / "kill"
+    events = folder / "stages" / "r1-sample" / "events.jsonl"
+    while time.monotonic() < deadline and not (events.exists() and events.read_text().strip()):
+        time.sleep(0.05)  # until round 1's sampler has ended a slice: its steps and checkpoint are on disk
     os.kill(job._handle.proc.pid, signal.SIGKILL)
     assert job.wait(30) == "failed"
-    folder = tmp_path / "kill"
-    before = (folder / "stages" / "r1-sample" / "events.jsonl").read_text().splitlines()
+    before = events.read_text().splitlines()
     assert before, "round 1's sampler had logged its steps"
     jobmod._JOBS.clear()  # a new kernel
     again = sciml_lab.open(folder, simulator=osc.oscillator)
