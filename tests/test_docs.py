@@ -67,7 +67,7 @@ MODULES = [
     "sciml_lab.pipeline.likelihood",
     "sciml_lab.pipeline.check",
     "sciml_lab.pipeline.results",
-    "sciml_lab.pipeline.discover",
+    "sciml_lab.pipeline.tables",
     "sciml_lab.pipeline.plots",
 ]
 

@@ -171,3 +171,25 @@ def test_imports_are_resolved_relative_to_their_package():
     assert "sciml_lab.kit.protocol" in _imports(PKG / "runtime" / "loop.py")
     assert _layer("sciml_lab.flowmc.engine") == "engine" and _layer("sciml_lab.flowmc.magic") == "face"
     assert _layer("sciml_lab.flowmc") == "face" and _layer("sciml_lab.kit.settings") == "kit"
+
+
+def test_no_public_name_of_a_package_is_shadowed_by_a_submodule():
+    """Importing ``pkg.name`` sets ``pkg.name`` to the module: a function or class ``name``
+    defined in the package's ``__init__`` would be replaced by it once anything imports
+    the submodule."""
+    import importlib
+    import types
+
+    for path in _all_modules():
+        importlib.import_module(_module_name(path))
+    shadowed = []
+    for path in _all_modules():
+        if path.name != "__init__.py":
+            continue
+        pkg = importlib.import_module(_module_name(path))
+        defined = {n.name for n in ast.parse(path.read_text()).body
+                   if isinstance(n, (ast.FunctionDef, ast.ClassDef))}
+        for name in defined:
+            if isinstance(getattr(pkg, name, None), types.ModuleType):
+                shadowed.append(f"{pkg.__name__}.{name}")
+    assert not shadowed, f"public names replaced by submodules of the same name: {shadowed}"

@@ -78,7 +78,7 @@ def discover(source: Any, target: str, *, on: str = "posterior", features: Any =
     """
     from ..runtime.launcher import launch
     from ..symreg.engine import SymRegEngine
-    from .discover import discovery_table
+    from .tables import discovery_table
 
     df, column, names, what, folder = discovery_table(source, target, on, features, simulator)
     launch_options = {k: options.pop(k) for k in ("executor", "runs_dir", "store", "save_every") if k in options}
