@@ -195,7 +195,9 @@ def test_a_lost_dask_worker_resumes_the_job_from_its_checkpoint_without_duplicat
     live = [e.step for e in job.events if e.metrics]
     assert live == sorted(set(live)) and live[-1] == n  # the kernel's stream has no step twice either
     assert all(b >= a for a, b in zip(seen, seen[1:])), "result.nc went backwards"
-    assert record["worker_losses"] == 1 and 1 <= record["resumed_from"] <= step_at_kill
+    # the worker runs ahead of the kernel's view by up to one event flush (0.2 s, ~10 steps of 0.02 s)
+    # plus the kill's latency, and may checkpoint there: the bound allows 0.5 s of steps
+    assert record["worker_losses"] == 1 and 1 <= record["resumed_from"] <= step_at_kill + 25
     result = read_result(run / "result.nc")
     assert result["trace"].sizes["step"] == n
     # the same random stream as an uninterrupted run: the checkpoint carried it
