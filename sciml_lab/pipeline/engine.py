@@ -131,11 +131,15 @@ class CalibrateEngine(KitEngine):
 
     def emulator(self) -> Any:
         """The emulator of the latest finished round (an :class:`~sciml_lab.emulate.Emulator`)."""
-        st = self.state
-        r = st.round if st.stage in ("check", "discover", "finished") else st.round - 1
+        st, r = self.state, self._last_round()
         if r < 0 or len(st.history) == 0:
             raise RuntimeError("no emulator yet: the first round has not finished")
         return self._emulate_engine(r).get_emulator()
+
+    def _last_round(self) -> int:
+        """The latest round whose sampler has finished (-1 before the first)."""
+        st = self.state
+        return st.round if st.stage in ("check", "discover", "finished") else st.round - 1
 
     def verdict(self, metrics: Mapping[str, float] | None = None) -> Verdict:
         """``until`` judged on the last round; the warnings say what the badges' default
@@ -311,7 +315,7 @@ class CalibrateEngine(KitEngine):
     def _sample_tree(self) -> xr.DataTree | None:
         """The latest finished sampler's result (its posterior group goes into this result)."""
         st = self.state
-        r = st.round if st.stage in ("check", "finished") else st.round - 1
+        r = self._last_round()
         if self._sample_result is None and r >= 0 and len(st.history):
             folder = self._stage_folder(f"r{r}-sample")
             if folder is not None and (folder / "result.nc").exists():
