@@ -88,16 +88,29 @@ def _evaluate_torch(tokens: torch.Tensor, tok_np: np.ndarray, constants: torch.T
 def _schedule(tok_np: np.ndarray, first_op: int):
     """The stack machine's work, position by position (trailing all-``PAD`` positions are no-ops):
     yields ``(t, leaf rows, [(operator token, rows), ...])``, rows grouped by token so that each
-    group is one kernel call."""
+    group is one kernel call. One stable sort of all (position, token) keys finds every group at
+    once; within a group, rows are in ascending order."""
+    P = tok_np.shape[0]
     used = np.flatnonzero((tok_np != PAD).any(0))
-    for t in range(int(used[-1]) + 1 if used.size else 0):
-        col = tok_np[:, t]
-        order = np.argsort(col, kind="stable")
-        sorted_col = col[order]
-        cuts = np.flatnonzero(sorted_col[1:] != sorted_col[:-1]) + 1
-        starts, ends = np.concatenate(([0], cuts)), np.concatenate((cuts, [len(col)]))
-        leaves = order[np.searchsorted(sorted_col, CONST):np.searchsorted(sorted_col, first_op)]
-        yield t, leaves, [(int(sorted_col[a]), order[a:b]) for a, b in zip(starts, ends) if sorted_col[a] >= first_op]
+    if not used.size:
+        return
+    T = int(used[-1]) + 1
+    V = int(tok_np[:, :T].max()) + 1
+    keys = (tok_np[:, :T].T + (np.arange(T) * V)[:, None]).ravel()   # position-major: index t * P + row
+    order = np.argsort(keys, kind="stable")
+    sorted_keys = keys[order]
+    rows = order % P
+    starts = np.concatenate(([0], np.flatnonzero(sorted_keys[1:] != sorted_keys[:-1]) + 1))
+    ends = np.append(starts[1:], len(keys))
+    group_t, group_tok = np.divmod(sorted_keys[starts], V)
+    is_op = group_tok >= first_op
+    op_t, op_tok, op_a, op_b = group_t[is_op], group_tok[is_op].tolist(), starts[is_op].tolist(), ends[is_op].tolist()
+    positions = np.arange(T) * V
+    leaf_a = np.searchsorted(sorted_keys, positions + CONST).tolist()
+    leaf_b = np.searchsorted(sorted_keys, positions + first_op).tolist()
+    per_t = np.searchsorted(op_t, np.arange(T + 1)).tolist()
+    for t in range(T):
+        yield t, rows[leaf_a[t]:leaf_b[t]], [(op_tok[j], rows[op_a[j]:op_b[j]]) for j in range(per_t[t], per_t[t + 1])]
 
 
 def _evaluate_numpy(tok_np: np.ndarray, constants: torch.Tensor, X: torch.Tensor, vocab: Vocabulary,
