@@ -2,7 +2,9 @@
 
 The Jacobian of each expression's residuals with respect to its own constants is
 taken by forward differences, all perturbed copies evaluated in one population
-call; the damped normal equations of every expression are solved as one batch.
+call together with the trial step's own residuals (a rejected step keeps the
+Jacobian it had); the damped normal equations of every expression are solved as
+one batch.
 
 References:
     Marquardt, "An Algorithm for Least-Squares Estimation of Nonlinear Parameters"
@@ -93,11 +95,11 @@ def fit_constants(tokens: torch.Tensor, constants: torch.Tensor, X: torch.Tensor
     if fit.C == 0 or iterations <= 0:
         return constants, fit.loss, fit.evals
     fit.start()
-    for _ in range(iterations):
+    for i in range(iterations):
         idx = fit.active_rows()
         if idx.numel() == 0:
             break
-        fit.step(idx)
+        fit.step(idx, last=i == iterations - 1)
     return fit.constants, fit.loss, fit.evals
 
 
@@ -122,7 +124,8 @@ class _LevenbergMarquardt:
         return r * self.sw if self.sw is not None else r
 
     def start(self) -> None:
-        """The per-row state of the iterations (the constants are copied: updated in place, row by row)."""
+        """The per-row state of the iterations (the constants are copied: updated in place, row by row),
+        and the Jacobian at the starting constants."""
         B, C = self.tokens.shape[0], self.C
         dev, dtype = self.X.device, self.X.dtype
         self.constants = self.constants.clone()
@@ -134,6 +137,12 @@ class _LevenbergMarquardt:
         self.lam = torch.full((B,), 1e-3, dtype=dtype, device=dev)
         self.stalled = torch.zeros(B, dtype=torch.int64, device=dev)
         self.tiny = TINY_LOSS * float((self.y ** 2).mean()) if self.y.numel() else 0.0
+        idx = self.active_rows()
+        self.J = torch.zeros(B, C, self.r.shape[1], dtype=dtype, device=dev)
+        if idx.numel():
+            k = int(self.n_const[idx].max())
+            _, self.J[idx, :k] = self.trial(self.tokens[idx], self.constants[idx], self.theta[idx, :k],
+                                            self.pos[idx, :k], self.valid[idx, :k], self.r[idx])
 
     def active_rows(self) -> torch.Tensor:
         """The rows still improving: a row leaves the batch once its loss is negligible or it has not
@@ -142,22 +151,28 @@ class _LevenbergMarquardt:
         active = torch.isfinite(self.loss) & (self.n_const > 0) & (self.stalled < STALL_STEPS) & (self.loss > self.tiny)
         return torch.nonzero(active)[:, 0]
 
-    def step(self, idx: torch.Tensor) -> None:
-        """One damped Gauss–Newton step of the rows ``idx``, kept where it lowers the loss."""
+    def step(self, idx: torch.Tensor, last: bool = False) -> None:
+        """One damped Gauss–Newton step of the rows ``idx``, kept where it lowers the loss. The residuals
+        at the trial constants and the Jacobian there are one evaluation; a row whose step is rejected
+        keeps its Jacobian (its constants did not move), so every iteration costs one evaluation call.
+        ``last``: no step follows, so the Jacobian at the trial constants is not evaluated."""
         k = int(self.n_const[idx].max())
         tok_a, const_a, th_a = self.tokens[idx], self.constants[idx], self.theta[idx, :k]
         pos_a, val_a = self.pos[idx, :k], self.valid[idx, :k]
-        r_a, lam_a, loss_a = self.r[idx], self.lam[idx], self.loss[idx]
-        J = self.jacobian(tok_a, const_a, th_a, pos_a, val_a, r_a)
+        r_a, lam_a, loss_a, J = self.r[idx], self.lam[idx], self.loss[idx], self.J[idx, :k]
         th_new = th_a + self.damped_step(J, r_a, lam_a, val_a)
         c_new = const_a.scatter(1, pos_a, th_new)
-        r_new = self.residuals(c_new, tok_a)
-        self.evals += len(idx)
+        if last:
+            r_new, J_new = self.residuals(c_new, tok_a), J
+            self.evals += len(idx)
+        else:
+            r_new, J_new = self.trial(tok_a, c_new, th_new, pos_a, val_a)
         loss_new = nan_to_inf((r_new ** 2).mean(1))
         better = loss_new < loss_a
         self.theta[idx, :k] = torch.where(better[:, None], th_new, th_a)
         self.constants[idx] = torch.where(better[:, None], c_new, const_a)
         self.r[idx] = torch.where(better[:, None], r_new, r_a)
+        self.J[idx, :k] = torch.where(better[:, None, None], J_new, J)
         self.loss[idx] = torch.where(better, loss_new, loss_a)
         self.lam[idx] = torch.where(better, lam_a / 3.0, lam_a * 4.0).clamp(1e-12, 1e12)
         # no progress: an accepted step that gained less than STALL_RTOL, or a rejected step already
@@ -165,19 +180,27 @@ class _LevenbergMarquardt:
         stuck = (better & (loss_new >= loss_a * (1.0 - STALL_RTOL))) | (~better & (lam_a >= STALL_DAMPING))
         self.stalled[idx] = torch.where(stuck, self.stalled[idx] + 1, torch.zeros_like(self.stalled[idx]))
 
-    def jacobian(self, tok_a: torch.Tensor, const_a: torch.Tensor, th_a: torch.Tensor, pos_a: torch.Tensor,
-                 val_a: torch.Tensor, r_a: torch.Tensor) -> torch.Tensor:
-        """``(b, k, N)`` forward differences of the residuals, all perturbed copies in one evaluation."""
+    def trial(self, tok_a: torch.Tensor, c_a: torch.Tensor, th_a: torch.Tensor, pos_a: torch.Tensor,
+              val_a: torch.Tensor, r_a: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """The residuals ``(b, N)`` at the constants ``c_a`` (whose fitted ones are ``th_a``) and their
+        ``(b, k, N)`` forward differences there, in one evaluation (``r_a``: the residuals, when known)."""
         b, k = th_a.shape
         h = 1e-7 * (1.0 + th_a.abs())                                   # (b, k)
         th_pert = th_a[:, None, :] + torch.diag_embed(h)                # (b, k, k)
-        c_pert = const_a.repeat_interleave(k, dim=0).scatter(1, pos_a.repeat_interleave(k, dim=0),
-                                                             th_pert.reshape(b * k, k))
-        r_pert = self.residuals(c_pert, tok_a.repeat_interleave(k, dim=0)).reshape(b, k, -1)
+        c_pert = c_a.repeat_interleave(k, dim=0).scatter(1, pos_a.repeat_interleave(k, dim=0),
+                                                         th_pert.reshape(b * k, k))
+        tok_pert = tok_a.repeat_interleave(k, dim=0)
+        if r_a is None:
+            r_all = self.residuals(torch.cat([c_a, c_pert]), torch.cat([tok_a, tok_pert]))
+            r_a, r_pert = r_all[:b], r_all[b:]
+            self.evals += b
+        else:
+            r_pert = self.residuals(c_pert, tok_pert)
         self.evals += b * k
-        J = (r_pert - r_a[:, None, :]) / h[:, :, None]                  # (b, k, N)
-        return torch.where(torch.isfinite(J) & val_a[:, :, None], J, torch.zeros((), dtype=self.X.dtype,
-                                                                                  device=self.X.device))
+        J = (r_pert.reshape(b, k, -1) - r_a[:, None, :]) / h[:, :, None]
+        J = torch.where(torch.isfinite(J) & val_a[:, :, None], J, torch.zeros((), dtype=self.X.dtype,
+                                                                             device=self.X.device))
+        return r_a, J
 
     def damped_step(self, J: torch.Tensor, r_a: torch.Tensor, lam_a: torch.Tensor, val_a: torch.Tensor) -> torch.Tensor:
         """The solution of the damped normal equations of every row (zero where not finite or padded)."""
