@@ -11,7 +11,7 @@ import torch
 
 from sciml_lab.symreg import SymRegEngine, is_exact_recovery
 from sciml_lab.symreg.constants import fit_constants, scaled_mse
-from sciml_lab.symreg.expression import Vocabulary, pack, parse_ops
+from sciml_lab.symreg.expression import Equation, Vocabulary, pack, parse_ops
 from sciml_lab.symreg.front import Simplifier
 from sciml_lab.symreg.population import Population
 from sciml_lab.symreg.problem import Problem
@@ -81,6 +81,32 @@ def test_snapping_an_additive_constant_under_noise_gives_the_exact_law():
     refit = np.mean((X[:, 0] / (X[:, 1] + 1.0) - y) ** 2)
     assert loss == refit and loss < 1.01 * min(np.mean((X[:, 0] / (X[:, 1] + c) - y) ** 2)
                                                for c in np.linspace(0.99, 1.01, 201))
+
+
+def test_an_offset_the_noisy_data_do_not_need_is_dropped_and_a_shorter_exact_form_joins_the_front():
+    X, y = noisy_ratio_law()
+    p, snapper = snapper_for(X, y)
+    t = p.vocab.token
+    # x0 / (x1 + 1) - 0.0011: the offset is 0.2 % of y and 2 % of the noise; not near a simple value
+    member = ([t("x0"), t("x1"), t("c"), t("+"), t("/"), t("c"), t("-")], [0, 0, 1.0, 0, 0, 0.0011, 0], 1.0)
+    snapped, shorter = snapper.snap([member])
+    (tok, const, loss), = snapped
+    assert const[2] == 1.0 and const[5] == 0.0
+    x0, x1 = sympy.symbols("x0 x1", real=True)
+    forms = [Equation(tk, c, p.vocab).sympy() for tk, c, _ in shorter]
+    assert any(is_exact_recovery(f, x0 / (x1 + 1), ["x0", "x1"]) and len(tk) == 5
+               for f, (tk, _, _) in zip(forms, shorter))
+
+
+def test_an_offset_the_data_need_is_kept_whatever_its_size():
+    rng = np.random.default_rng(2)
+    X = rng.uniform(1, 3, (300, 2))
+    y = X[:, 0] / (X[:, 1] + 1) + 0.02 + 0.001 * rng.normal(size=300)   # an offset 20 noise sds
+    p, snapper = snapper_for(X, y)
+    t = p.vocab.token
+    member = ([t("x0"), t("x1"), t("c"), t("+"), t("/"), t("c"), t("+")], [0, 0, 1.0, 0, 0, 0.02, 0], 1.0)
+    (tok, const, loss), = snapper.snap([member])[0]
+    assert abs(const[5] - 0.02) < 0.002
 
 
 def test_a_finished_search_recovers_an_additive_constant_under_noise_in_k_of_n_seeds():

@@ -5,7 +5,8 @@ so a member that *is* the law often carries ``0.99988`` for ``1`` or ``3.1415926
 ``pi``, and is then longer or less exact than it reads. Once the search is over, every
 front member is refitted on all search rows and its constants within 2 % of a simple value
 (:func:`simple_value`: an integer or a fraction ``p/q`` with ``q <= 4``, times 1, ``pi`` or
-``1/pi``) are held there, one at a time (the nearest first), while the others are refitted;
+``1/pi``) are held there, one at a time (the nearest first), while the others are refitted,
+then each other constant is tried at zero (an offset, term or factor the data may not need);
 a snap is kept when the loss rises by less than what fitting those constants could explain
 by noise alone (:func:`snap_tolerance`). Each snapped member replaces its member (as
 accurate within noise, with fewer free constants); its shorter forms (sympy's canonical
@@ -91,6 +92,21 @@ def _near(v: float) -> bool:
     return _distance(v) <= NEAR
 
 
+def _candidates(tokens: Sequence[int], const: torch.Tensor) -> list[tuple[int, float]]:
+    """The values a member's constants are tried at, in order: each constant within :data:`NEAR`
+    (relatively) of a simple value at that value, the nearest first; then each other constant at
+    zero (a term, factor or offset the data may not need), the smallest first.
+
+    Example:
+        >>> _candidates([1, 2, 4, 1, 3], torch.tensor([2.9, 0, 0, 0.50001, 0]))   # c*x + c
+        [(3, 0.5), (0, 0.0)]
+    """
+    pos = [i for i, t in enumerate(tokens) if t == CONST]
+    near = sorted((i for i in pos if _near(float(const[i]))), key=lambda i: _distance(float(const[i])))
+    rest = sorted((i for i in pos if i not in near), key=lambda i: abs(float(const[i])))
+    return [(i, simple_value(float(const[i]))) for i in near] + [(i, 0.0) for i in rest]
+
+
 def snap_tolerance(noise_loss: float, k: int, n: int) -> float:
     """The largest rise of the mean squared error accepted for holding ``k`` constants at
     simple values, on ``n`` rows with a noise variance of ``noise_loss``: freeing ``k``
@@ -133,18 +149,15 @@ class Snapper:
         base, n = loss.clone(), len(p.ys)
         noise = max(float(loss.min()) if noise is None else noise, p.floor)
         fixed = torch.zeros_like(tok, dtype=torch.bool)      # constants held at their simple values
-        # the constants within NEAR (relatively) of a simple value: the others would not hold there
-        todo = [[i for i, t in enumerate(prog[0]) if t == CONST and _near(float(const[b, i]))]
-                for b, prog in enumerate(programs)]
+        todo = [_candidates(prog[0], const[b]) for b, prog in enumerate(programs)]
         while any(todo):
             rows, trial_const, trial_fixed = [], [], []
             for b, free in enumerate(todo):
                 if not free:
                     continue
-                # the constant nearest (relatively) to its simple value first
-                i = free.pop(int(np.argmin([_distance(float(const[b, i])) for i in free])))
+                i, value = free.pop(0)
                 c, f = const[b].clone(), fixed[b].clone()
-                c[i], f[i] = simple_value(float(c[i])), True
+                c[i], f[i] = value, True
                 rows.append(b)
                 trial_const.append(c)
                 trial_fixed.append(f)
