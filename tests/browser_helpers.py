@@ -128,6 +128,9 @@ def start_lab(tmp: Path, env_extra: dict[str, str] | None = None) -> LabServer:
         "JUPYTERLAB_WORKSPACES_DIR": str(workspaces),
         "JUPYTER_PLATFORM_DIRS": "1",
         "PYTHONUNBUFFERED": "1",
+        # the kernels' torch on one OpenMP/BLAS thread, as in the suite's other kernels
+        # (test_notebooks.one_thread_env): a second thread spins for a core the other worker holds
+        "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
     })
     env.update(env_extra or {})
     port, token = free_port(), secrets.token_hex(16)

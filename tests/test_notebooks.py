@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 from pathlib import Path
@@ -21,8 +22,18 @@ def execute(path: Path, cwd: Path, timeout: int = 300) -> nbformat.NotebookNode:
     first = seeds.notebook_cell()  # only under --seed-shift (bench/seed_sweep.py)
     if first:
         nb.cells.insert(0, nbformat.v4.new_code_cell(first))
-    NotebookClient(nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(cwd)}}).execute()
+    NotebookClient(nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(cwd)}}).execute(
+        env=one_thread_env())
     return nb
+
+
+def one_thread_env() -> dict[str, str]:
+    """The environment of a kernel the suite starts: one OpenMP/BLAS thread, as the suite's own
+    processes run torch (conftest.py's ``one_torch_thread``). The suite runs on two workers on two
+    cores, so a kernel's second torch thread spins waiting for a core the other worker holds; and
+    the statistical bounds of the notebook tests were measured this way (bench/seed_sweep.py runs
+    pytest with OMP_NUM_THREADS=1, which the kernels inherit)."""
+    return {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
 
 
 def assert_views_inline(nb, at_least: int = 1) -> None:
