@@ -39,6 +39,44 @@ def pytest_configure(config):
     os.environ.setdefault("PYTHONHASHSEED", "0")
 
 
+# Files that each run one long thing end to end (an example notebook in its own kernel, JupyterLab
+# and Chromium, a wheel build, a second venv), longest first. ``--dist loadfile`` hands whole files
+# to the two workers, and xdist's default order is by number of tests, largest first: these
+# one-test files came last, so the suite ended with one worker on a notebook and the other idle.
+# Handed out first, the long files are shared between the workers and the many short files fill in
+# behind them. The order only moves files in the queue; refresh it from ``--durations``.
+LONG_FILES = (
+    "tests/test_flowmc_notebook.py",  # ~135 s
+    "tests/test_calibrate_notebook.py",
+    "tests/test_browser_engines.py",
+    "tests/test_browser_views.py",
+    "tests/test_browser.py",
+    "tests/test_emulate_notebook.py",
+    "tests/test_symreg_notebook.py",
+    "tests/test_notebooks.py",
+    "tests/test_arviz1.py",
+    "tests/test_packaging.py",
+)
+
+
+@pytest.hookimpl(tryfirst=True, optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """``--dist loadfile`` with LONG_FILES at the head of the queue (any other mode: xdist's own)."""
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class LongFilesFirst(LoadFileScheduling):
+        def _assign_work_unit(self, node):
+            if not getattr(self, "_long_first", False):  # once, before the first file is handed out
+                self._long_first = True
+                for scope in reversed([s for s in LONG_FILES if s in self.workqueue]):
+                    self.workqueue.move_to_end(scope, last=False)
+            super()._assign_work_unit(node)
+
+    return LongFilesFirst(config, log)
+
+
 def pytest_addoption(parser):
     parser.addoption(
         "--seed-shift", type=int, default=0,
