@@ -72,17 +72,22 @@ def run_sciml(names, X, y, Xt, budget: float, seed: int):
     return eq.sympy(), eq.numpy()(Xt), e.evals / max(e.wall, 1e-9), wall
 
 
+def _fit_operon(reg, names, X, y, Xt):
+    """Fit a pyoperon regressor; its model is read by the equation grammar (never evaluated)."""
+    t0 = time.perf_counter()
+    reg.fit(X, y)
+    wall = time.perf_counter() - t0
+    expr = parse_equation(reg.get_model_string(reg.model_, 12, names), names, what="operon model")
+    return expr, reg.predict(Xt), reg.stats_["evaluation_count"] / wall, wall
+
+
 def run_operon(names, X, y, Xt, budget: float, seed: int):
     from pyoperon.sklearn import SymbolicRegressor
 
     reg = SymbolicRegressor(allowed_symbols="add,sub,mul,div,constant,variable,sin,cos,exp,log,sqrt",
                             population_size=1000, max_time=max(1, int(round(budget))), generations=10**7,
                             max_evaluations=10**12, n_threads=1, random_state=seed)
-    t0 = time.perf_counter()
-    reg.fit(X, y)
-    wall = time.perf_counter() - t0
-    expr = parse_equation(reg.get_model_string(reg.model_, 12, names), names, what="operon model")
-    return expr, reg.predict(Xt), reg.stats_["evaluation_count"] / wall, wall
+    return _fit_operon(reg, names, X, y, Xt)
 
 
 def run_operon_doc(names, X, y, Xt, budget: float, seed: int):
@@ -97,11 +102,7 @@ def run_operon_doc(names, X, y, Xt, budget: float, seed: int):
                             initialization_method="btc", offspring_generator="basic", reinserter="keep-best",
                             population_size=1000, max_time=max(1, int(round(budget))), generations=10**7,
                             max_evaluations=10**12, n_threads=1, random_state=seed)
-    t0 = time.perf_counter()
-    reg.fit(X, y)
-    wall = time.perf_counter() - t0
-    expr = parse_equation(reg.get_model_string(reg.model_, 12, names), names, what="operon model")
-    return expr, reg.predict(Xt), reg.stats_["evaluation_count"] / wall, wall
+    return _fit_operon(reg, names, X, y, Xt)
 
 
 def _protected_exp(x):
