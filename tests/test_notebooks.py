@@ -45,9 +45,16 @@ def assert_views_inline(nb, at_least: int = 1) -> None:
 
 
 def outputs_text(nb) -> str:
-    parts = []
+    """The text of every output, one part each; a cell's consecutive outputs on one stream are one part,
+    as the notebook shows them (the kernel may flush one print() in two messages when it is busy)."""
+    parts, stream = [], None
     for c in nb.cells:
+        stream = None
         for o in c.get("outputs", []):
+            if o.get("output_type") == "stream" and o.get("name") == stream:
+                parts[-1] += o.get("text", "")
+                continue
+            stream = o.get("name") if o.get("output_type") == "stream" else None
             parts.append(o.get("text", ""))
             parts.extend(str(v) for v in o.get("data", {}).values())
     return "\n".join(parts)
