@@ -168,3 +168,21 @@ def test_scaled_loss_ranks_shapes_whatever_their_constants():
     shape = scaled_mse(pred, y, None)
     assert shape[0] < 1e-12 * y.var() and shape[1] < 1e-12 * y.var()     # the right shape, any scale
     assert 0 < shape[2] < shape[3]                     # x is nearer x**2 than sin(x) on [1, 2]
+
+
+def test_the_evaluation_schedule_groups_each_position_by_token_even_without_operators():
+    from sciml_lab.symreg.evaluation import _schedule
+    from sciml_lab.symreg.vocabulary import CONST, PAD
+
+    def reference(tok, first_op):  # one position at a time: leaves, then each operator's rows, in row order
+        last = max((t for t in range(tok.shape[1]) if (tok[:, t] != PAD).any()), default=-1)
+        for t in range(last + 1):
+            col = tok[:, t]
+            leaves = [r for k in range(CONST, first_op) for r in np.flatnonzero(col == k)]
+            yield t, leaves, [(k, list(np.flatnonzero(col == k))) for k in sorted(set(col)) if k >= first_op]
+
+    rng = np.random.default_rng(0)
+    for trial in range(300):
+        tok = rng.integers(0, [3, 6, 12][trial % 3], size=(rng.integers(1, 40), rng.integers(1, 15)))
+        got = [(t, list(leaves), [(k, list(rows)) for k, rows in ops]) for t, leaves, ops in _schedule(tok, 6)]
+        assert got == list(reference(tok, 6)), trial

@@ -95,8 +95,11 @@ def _schedule(tok_np: np.ndarray, first_op: int):
     if not used.size:
         return
     T = int(used[-1]) + 1
-    V = int(tok_np[:, :T].max()) + 1
-    keys = (tok_np[:, :T].T + (np.arange(T) * V)[:, None]).ravel()   # position-major: index t * P + row
+    # keys t * V + token: V above every token and at least first_op, so that each position's leaf range
+    # [t * V + CONST, t * V + first_op) stays inside that position even in a matrix without operators
+    V = max(int(tok_np[:, :T].max()) + 1, first_op)
+    positions = np.arange(T) * V
+    keys = (tok_np[:, :T].T + positions[:, None]).ravel()   # position-major: index t * P + row
     order = np.argsort(keys, kind="stable")
     sorted_keys = keys[order]
     rows = order % P
@@ -105,7 +108,6 @@ def _schedule(tok_np: np.ndarray, first_op: int):
     group_t, group_tok = np.divmod(sorted_keys[starts], V)
     is_op = group_tok >= first_op
     op_t, op_tok, op_a, op_b = group_t[is_op], group_tok[is_op].tolist(), starts[is_op].tolist(), ends[is_op].tolist()
-    positions = np.arange(T) * V
     leaf_a = np.searchsorted(sorted_keys, positions + CONST).tolist()
     leaf_b = np.searchsorted(sorted_keys, positions + first_op).tolist()
     per_t = np.searchsorted(op_t, np.arange(T + 1)).tolist()
