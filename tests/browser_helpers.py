@@ -33,6 +33,12 @@ CHROMIUM_ARGS = [
     "--disable-quic",
 ]
 
+#: the environment of every kernel the suite starts (example notebooks, JupyterLab's): torch on one
+#: OpenMP/BLAS thread, as the suite's own processes run it (conftest.py's ``one_torch_thread``). The
+#: suite runs on two workers on two cores, so a kernel's second thread spins for the core the other
+#: worker holds; and the notebooks' statistical bounds were measured this way (bench/seed_sweep.py).
+ONE_THREAD_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -128,9 +134,7 @@ def start_lab(tmp: Path, env_extra: dict[str, str] | None = None) -> LabServer:
         "JUPYTERLAB_WORKSPACES_DIR": str(workspaces),
         "JUPYTER_PLATFORM_DIRS": "1",
         "PYTHONUNBUFFERED": "1",
-        # the kernels' torch on one OpenMP/BLAS thread, as in the suite's other kernels
-        # (test_notebooks.one_thread_env): a second thread spins for a core the other worker holds
-        "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
+        **ONE_THREAD_ENV,
     })
     env.update(env_extra or {})
     port, token = free_port(), secrets.token_hex(16)

@@ -13,6 +13,7 @@ import yaml
 from nbclient import NotebookClient
 
 import seeds
+from browser_helpers import ONE_THREAD_ENV
 
 ROOT = Path(__file__).parent.parent
 
@@ -23,17 +24,8 @@ def execute(path: Path, cwd: Path, timeout: int = 300) -> nbformat.NotebookNode:
     if first:
         nb.cells.insert(0, nbformat.v4.new_code_cell(first))
     NotebookClient(nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(cwd)}}).execute(
-        env=one_thread_env())
+        env={**os.environ, **ONE_THREAD_ENV})
     return nb
-
-
-def one_thread_env() -> dict[str, str]:
-    """The environment of a kernel the suite starts: one OpenMP/BLAS thread, as the suite's own
-    processes run torch (conftest.py's ``one_torch_thread``). The suite runs on two workers on two
-    cores, so a kernel's second torch thread spins waiting for a core the other worker holds; and
-    the statistical bounds of the notebook tests were measured this way (bench/seed_sweep.py runs
-    pytest with OMP_NUM_THREADS=1, which the kernels inherit)."""
-    return {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
 
 
 def assert_views_inline(nb, at_least: int = 1) -> None:
@@ -47,7 +39,7 @@ def assert_views_inline(nb, at_least: int = 1) -> None:
 def outputs_text(nb) -> str:
     """The text of every output, one part each; a cell's consecutive outputs on one stream are one part,
     as the notebook shows them (the kernel may flush one print() in two messages when it is busy)."""
-    parts, stream = [], None
+    parts = []
     for c in nb.cells:
         stream = None
         for o in c.get("outputs", []):
